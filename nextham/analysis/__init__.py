@@ -1,0 +1,1 @@
+"""Metrics, ghost states and plots."""

@@ -1,0 +1,338 @@
+"""The block record: one structure, its orbital basis and the real-space blocks of S, H0 and H.
+
+Conventions (CONVENTIONS.md):
+
+* ``H_ij(R) = <phi_i,0 | H | phi_j,R>``; rows are the orbitals of atom ``i`` in the home cell,
+  columns those of atom ``j`` in cell ``R``; the edge vector is ``pos_j + R @ cell - pos_i`` (Å).
+* Both directions of every pair are stored (``H_ji(-R) = H_ij(R)^dagger``), self-loops included.
+* Blocks are packed flat (row-major) in edge order. ``S`` is always spinless and real; ``H0``/``H``
+  are real spinless blocks ``(n_i, n_j)`` or complex spinful blocks ``(2 n_i, 2 n_j)``, spin-major
+  ``[[uu, ud], [du, dd]]``.
+* Energies in eV, lengths in Å.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from ..basis.orbitals import Basis, BasisError
+
+MATRIX_NAMES = ("S", "H0", "H")
+"""Matrices a record may hold. ``S`` is the overlap (dimensionless), ``H0`` the zeroth-step and ``H``
+the self-consistent Kohn-Sham Hamiltonian (eV)."""
+
+
+class RecordError(ValueError):
+    """A record is inconsistent: wrong block shapes, missing Hermitian partners, NaNs, ..."""
+
+
+def _edge_keys(i: np.ndarray, j: np.ndarray, R: np.ndarray, n_atoms: int) -> np.ndarray:
+    """Unique int64 key per (i, j, R) with |R_a| < 2**15."""
+    Rs = R.astype(np.int64) + (1 << 15)
+    return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * n_atoms + i) * n_atoms + j
+
+
+@dataclass(eq=False)
+class StructureRecord:
+    """One structure with blocks of ``S``, ``H0`` and/or ``H``.
+
+    Attributes
+    ----------
+    cell : (3, 3) float64, Å, lattice vectors as rows.
+    positions : (N, 3) float64, Cartesian Å.
+    numbers : (N,) int64, atomic numbers.
+    pbc : (3,) bool.
+    basis : orbital basis of every element present.
+    edge_index : (E, 2) int64, atom pairs (i, j).
+    edge_R : (E, 3) int64, lattice translation of atom j.
+    blocks : name -> flat packed array; ``S`` float64, ``H0``/``H`` float64 or complex128 (spinful).
+    spinful : whether ``H0``/``H`` carry the spin index (spin-orbit / non-collinear).
+    fermi_energy_eV : Fermi level on the zero of ``H`` (eV), or None.
+    metadata : free JSON-serialisable provenance (code, settings, timings, check eigenvalues).
+    """
+
+    cell: np.ndarray
+    positions: np.ndarray
+    numbers: np.ndarray
+    pbc: np.ndarray
+    basis: Basis
+    edge_index: np.ndarray
+    edge_R: np.ndarray
+    blocks: dict[str, np.ndarray]
+    spinful: bool = False
+    fermi_energy_eV: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cell = np.asarray(self.cell, dtype=np.float64).reshape(3, 3)
+        self.positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
+        self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
+        self.pbc = np.broadcast_to(np.asarray(self.pbc, dtype=bool), (3,)).copy()
+        self.edge_index = np.asarray(self.edge_index, dtype=np.int64).reshape(-1, 2)
+        self.edge_R = np.asarray(self.edge_R, dtype=np.int64).reshape(-1, 3)
+        self.spinful = bool(self.spinful)
+        for z in self.numbers:
+            if not 0 < z < len(chemical_symbols):
+                raise RecordError(f"unknown atomic number {z}")
+            if chemical_symbols[z] not in self.basis:
+                raise RecordError(f"element {chemical_symbols[z]} has no orbital basis "
+                                  f"(basis covers {list(self.basis.symbols)})")
+
+    # ------------------------------------------------------------------ sizes and layout
+    @property
+    def n_atoms(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_index)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [chemical_symbols[z] for z in self.numbers]
+
+    @cached_property
+    def atom_norb(self) -> np.ndarray:
+        """Spinless orbital count per atom, (N,)."""
+        return self.basis.norb_per_atom(self.numbers)
+
+    @cached_property
+    def atom_offsets(self) -> np.ndarray:
+        """Spinless orbital offset of each atom, (N+1,)."""
+        return np.concatenate([[0], np.cumsum(self.atom_norb)]).astype(np.int64)
+
+    @property
+    def n_orbitals(self) -> int:
+        """Spinless orbitals in the cell."""
+        return int(self.atom_offsets[-1])
+
+    def spin_factor(self, name: str) -> int:
+        """2 for spinful ``H0``/``H``, else 1 (``S`` is always spinless)."""
+        return 2 if (self.spinful and name != "S") else 1
+
+    def block_shapes(self, name: str) -> np.ndarray:
+        """(E, 2) shape of each block of ``name``."""
+        f = self.spin_factor(name)
+        n = self.atom_norb
+        return np.stack([n[self.edge_index[:, 0]], n[self.edge_index[:, 1]]], axis=1) * f
+
+    def block_offsets(self, name: str) -> np.ndarray:
+        """(E+1,) start of each block of ``name`` in the flat array (cached per spin factor)."""
+        f = self.spin_factor(name)
+        if f not in self._offsets_cache:
+            shapes = self.block_shapes(name)
+            self._offsets_cache[f] = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
+        return self._offsets_cache[f]
+
+    @cached_property
+    def _offsets_cache(self) -> dict[int, np.ndarray]:
+        return {}
+
+    def block(self, name: str, edge: int) -> np.ndarray:
+        """View of one block of ``name`` as a 2-D array."""
+        off = self.block_offsets(name)
+        f = self.spin_factor(name)
+        shape = (f * self.atom_norb[self.edge_index[edge, 0]], f * self.atom_norb[self.edge_index[edge, 1]])
+        return self.blocks[name][off[edge]:off[edge + 1]].reshape(shape)
+
+    def block_list(self, name: str) -> list[np.ndarray]:
+        """All blocks of ``name`` as 2-D views (convenience; not for hot paths)."""
+        off = self.block_offsets(name)
+        return [self.blocks[name][a:b].reshape(s) for a, b, s in zip(off[:-1], off[1:], self.block_shapes(name))]
+
+    # ------------------------------------------------------------------ geometry of edges
+    @property
+    def edge_vectors(self) -> np.ndarray:
+        """(E, 3) Å, ``pos_j + R @ cell - pos_i``."""
+        i, j = self.edge_index.T
+        return self.positions[j] + self.edge_R @ self.cell - self.positions[i]
+
+    @property
+    def edge_lengths(self) -> np.ndarray:
+        return np.linalg.norm(self.edge_vectors, axis=1)
+
+    @cached_property
+    def reverse_edges(self) -> np.ndarray:
+        """(E,) index of the partner edge (j, i, -R); -1 where missing."""
+        i, j = self.edge_index.T
+        keys = _edge_keys(i, j, self.edge_R, self.n_atoms)
+        partner = _edge_keys(j, i, -self.edge_R, self.n_atoms)
+        order = np.argsort(keys)
+        pos = np.clip(np.searchsorted(keys[order], partner), 0, len(keys) - 1)
+        found = keys[order][pos] == partner
+        return np.where(found, order[pos], -1)
+
+    def find_edges(self, i: np.ndarray, j: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """Edge index of each (i, j, R) query, -1 where absent."""
+        keys = _edge_keys(self.edge_index[:, 0], self.edge_index[:, 1], self.edge_R, self.n_atoms)
+        q = _edge_keys(np.asarray(i), np.asarray(j), np.atleast_2d(R), self.n_atoms)
+        order = np.argsort(keys)
+        pos = np.clip(np.searchsorted(keys[order], q), 0, len(keys) - 1)
+        return np.where(keys[order][pos] == q, order[pos], -1)
+
+    @property
+    def onsite_mask(self) -> np.ndarray:
+        """(E,) True for self-loops (i == j, R = 0)."""
+        return (self.edge_index[:, 0] == self.edge_index[:, 1]) & ~self.edge_R.any(axis=1)
+
+    def to_atoms(self) -> Atoms:
+        return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, hermitian_tol: float | None = 1e-6) -> "StructureRecord":
+        """Check shapes, dtypes, Hermitian partners and finiteness; raise :class:`RecordError`.
+
+        ``hermitian_tol`` (eV, or dimensionless for S): largest allowed ``|H_ij(R) - H_ji(-R)^dagger|``;
+        None skips the value check (the partners must still exist).
+        """
+        if np.any(self.edge_index < 0) or np.any(self.edge_index >= self.n_atoms):
+            raise RecordError(f"edge list refers to atoms outside 0..{self.n_atoms - 1}")
+        keys = _edge_keys(self.edge_index[:, 0], self.edge_index[:, 1], self.edge_R, self.n_atoms)
+        if len(np.unique(keys)) != len(keys):
+            raise RecordError("edge list holds duplicate (i, j, R) entries")
+        missing = np.flatnonzero(self.reverse_edges < 0)
+        if len(missing):
+            e = missing[0]
+            i, j = self.edge_index[e]
+            raise RecordError(f"{len(missing)} edges lack their Hermitian partner, e.g. (i={i}, j={j}, "
+                              f"R={tuple(self.edge_R[e])}) has no (i={j}, j={i}, R={tuple(-self.edge_R[e])})")
+        if not self.blocks:
+            raise RecordError("record holds no matrices")
+        for name, data in self.blocks.items():
+            if name not in MATRIX_NAMES:
+                raise RecordError(f"unknown matrix name {name!r} (expected one of {MATRIX_NAMES})")
+            expected = int(self.block_offsets(name)[-1])
+            if data.ndim != 1 or data.size != expected:
+                raise RecordError(f"matrix {name}: {data.size} packed values but the basis "
+                                  f"({self.basis.to_json()}) and edge list need {expected}")
+            if name == "S" and np.iscomplexobj(data):
+                raise RecordError("matrix S must be real and spinless")
+            if self.spin_factor(name) == 1 and np.iscomplexobj(data):
+                raise RecordError(f"matrix {name}: complex values in a spinless record")
+            bad = ~np.isfinite(data)
+            if bad.any():
+                e = int(np.searchsorted(self.block_offsets(name), np.flatnonzero(bad)[0], side="right") - 1)
+                raise RecordError(f"matrix {name}: {int(bad.sum())} non-finite values (NaN/inf), first in block "
+                                  f"of edge {e} (i={self.edge_index[e, 0]}, j={self.edge_index[e, 1]}, "
+                                  f"R={tuple(self.edge_R[e])})")
+            if hermitian_tol is not None:
+                err = hermitian_error(self, name)
+                if err > hermitian_tol:
+                    raise RecordError(f"matrix {name}: not Hermitian, max |B_ij(R) - B_ji(-R)^dagger| = {err:.3e}")
+        return self
+
+    # ------------------------------------------------------------------ construction
+    def replace(self, **changes: Any) -> "StructureRecord":
+        return dataclasses.replace(self, **changes)
+
+    def with_blocks(self, **blocks: np.ndarray) -> "StructureRecord":
+        """A copy with some matrices replaced or added (same edge list)."""
+        return self.replace(blocks={**self.blocks, **blocks})
+
+    @classmethod
+    def from_dense(cls, atoms: Atoms, basis: Basis, matrices: Mapping[str, Mapping[tuple[int, int, int], np.ndarray]],
+                   spinful: bool = False, fermi_energy_eV: float | None = None,
+                   metadata: dict | None = None, tol: float = 0.0) -> "StructureRecord":
+        """Cut dense per-R matrices into blocks.
+
+        ``matrices[name][R]`` is the whole-cell matrix ``M(R)`` of shape (n, n) (spinless) or
+        (2n, 2n) spin-major for spinful ``H0``/``H``, orbitals in nextham order. The edge list is the
+        union over all matrices of the (i, j, R) blocks with any ``|value| > tol``; self-loops are
+        always kept. Missing Hermitian partners are added (with the partner's values, since
+        ``M(-R) = M(R)^dagger`` defines them) only if present in the input.
+        """
+        numbers = atoms.get_atomic_numbers()
+        offsets = basis.atom_offsets(numbers)
+        n_atoms = len(numbers)
+        Rs = sorted({tuple(int(x) for x in R) for m in matrices.values() for R in m})
+        keep = np.zeros((len(Rs), n_atoms, n_atoms), dtype=bool)
+        for name, mats in matrices.items():
+            f = 2 if (spinful and name != "S") else 1
+            for r, R in enumerate(Rs):
+                if R not in mats:
+                    continue
+                M = np.asarray(mats[R])
+                n = offsets[-1]
+                if M.shape != (f * n, f * n):
+                    raise RecordError(f"matrix {name} at R={R}: shape {M.shape}, basis needs {(f * n, f * n)}")
+                A = np.abs(M).reshape(f, n, f, n).max(axis=(0, 2))
+                # max over each atom block: reduce rows then columns by atom
+                rowmax = np.maximum.reduceat(A, offsets[:-1], axis=0)
+                keep[r] |= np.maximum.reduceat(rowmax, offsets[:-1], axis=1) > tol
+        r0 = Rs.index((0, 0, 0)) if (0, 0, 0) in Rs else None
+        if r0 is not None:
+            keep[r0][np.diag_indices(n_atoms)] = True
+        # symmetrise the support: (i, j, R) kept -> (j, i, -R) kept
+        index = {R: k for k, R in enumerate(Rs)}
+        for r, R in enumerate(Rs):
+            mR = tuple(-x for x in R)
+            if mR in index:
+                keep[index[mR]] |= keep[r].T
+        rr, ii, jj = np.nonzero(keep)
+        R_arr = np.array(Rs, dtype=np.int64).reshape(-1, 3)[rr]
+        blocks = {}
+        for name, mats in matrices.items():
+            f = 2 if (spinful and name != "S") else 1
+            n = offsets[-1]
+            dtype = np.complex128 if f == 2 else np.float64
+            parts = []
+            for r, i, j in zip(rr, ii, jj):  # construction path, not a hot loop of training
+                R = Rs[r]
+                M = mats.get(R)
+                if M is None:
+                    mR = tuple(-x for x in R)
+                    M = np.asarray(mats[mR]).conj().T if mR in mats else np.zeros((f * n, f * n), dtype)
+                M = np.asarray(M).reshape(f, n, f, n)
+                b = M[:, offsets[i]:offsets[i + 1], :, offsets[j]:offsets[j + 1]]
+                parts.append(b.reshape(f * (offsets[i + 1] - offsets[i]), f * (offsets[j + 1] - offsets[j])).ravel())
+            blocks[name] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        return cls(cell=atoms.cell.array, positions=atoms.positions, numbers=numbers, pbc=atoms.pbc,
+                   basis=basis.restrict(numbers), edge_index=np.stack([ii, jj], 1), edge_R=R_arr,
+                   blocks=blocks, spinful=spinful, fermi_energy_eV=fermi_energy_eV, metadata=dict(metadata or {}))
+
+    def to_dense(self, name: str) -> dict[tuple[int, int, int], np.ndarray]:
+        """Whole-cell matrices ``M(R)`` (spin-major for spinful H), inverse of :meth:`from_dense`."""
+        f = self.spin_factor(name)
+        n = self.n_orbitals
+        off = self.atom_offsets
+        out: dict[tuple[int, int, int], np.ndarray] = {}
+        dtype = self.blocks[name].dtype
+        for e, b in enumerate(self.block_list(name)):
+            R = tuple(int(x) for x in self.edge_R[e])
+            M = out.setdefault(R, np.zeros((f, n, f, n), dtype))
+            i, j = self.edge_index[e]
+            M[:, off[i]:off[i + 1], :, off[j]:off[j + 1]] = b.reshape(f, off[i + 1] - off[i], f, off[j + 1] - off[j])
+        return {R: M.reshape(f * n, f * n) for R, M in out.items()}
+
+
+def conjugate_transpose_blocks(record: StructureRecord, name: str, data: np.ndarray | None = None) -> np.ndarray:
+    """Flat array whose block ``e`` is ``B_{rev(e)}^dagger`` (the partner's adjoint), vectorized."""
+    data = record.blocks[name] if data is None else data
+    rev = record.reverse_edges
+    if np.any(rev < 0):
+        raise RecordError("cannot take the Hermitian partner: some edges lack their (j, i, -R) partner")
+    shapes = record.block_shapes(name)
+    off = record.block_offsets(name)
+    sizes = shapes[:, 0] * shapes[:, 1]
+    # for output block e (shape a x b) element (p, q) = conj(data[rev block][q, p]); partner shape b x a
+    e_of = np.repeat(np.arange(record.n_edges), sizes)
+    local = np.arange(off[-1]) - off[e_of]
+    b = shapes[e_of, 1]
+    p, q = local // b, local % b
+    src = off[rev[e_of]] + q * shapes[rev[e_of], 1] + p
+    return np.conj(data[src]) if np.iscomplexobj(data) else data[src]
+
+
+def hermitian_error(record: StructureRecord, name: str) -> float:
+    """Max ``|B_ij(R) - B_ji(-R)^dagger|`` of matrix ``name``."""
+    data = record.blocks[name]
+    if data.size == 0:
+        return 0.0
+    return float(np.max(np.abs(data - conjugate_transpose_blocks(record, name))))

@@ -1,0 +1,1 @@
+"""Reusable physics checks for tests: fixtures location, Hermiticity, equivariance, gauge, round trips."""
