@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from . import physics
+from . import convert, physics
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="nextham: deep-learning DFT Hamiltonians of crystals from zeroth-step Hamiltonians.")
 physics.register(app)
+convert.register(app)
 
 
 @app.command()

@@ -15,7 +15,11 @@ from .errors import clear_errors
 
 
 def load_record(path: Path) -> StructureRecord:
-    """Read a nextham record file (other formats: convert them first with `nextham convert`)."""
+    """Read a nextham record file, or any folder `nextham convert` understands (ABACUS, DeepH)."""
+    if path.is_dir():
+        from ..io import read
+
+        return read(path).validate(hermitian_tol=None)
     return read_record(path).validate(hermitian_tol=None)
 
 
@@ -43,7 +47,7 @@ def _parse_kpoints(k: list[str] | None, kpoints: Path | None) -> np.ndarray:
 def register(app: typer.Typer) -> None:
     @app.command()
     @clear_errors
-    def eig(record: Path = typer.Argument(..., help="nextham record file (.h5)"),
+    def eig(record: Path = typer.Argument(..., help="nextham record file (.h5) or an ABACUS/DeepH folder"),
             k: Optional[List[str]] = typer.Option(None, "--k", help='fractional k-point "kx ky kz" (repeatable)'),
             kpoints: Optional[Path] = typer.Option(None, "--kpoints", help="file with one fractional k-point per line"),
             which: str = typer.Option("H", "--which", help="H or H0"),
@@ -65,7 +69,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @clear_errors
-    def bands(record: Path = typer.Argument(..., help="nextham record file (.h5)"),
+    def bands(record: Path = typer.Argument(..., help="nextham record file (.h5) or an ABACUS/DeepH folder"),
               out: Path = typer.Option(Path("bands.png"), "--out", help="plot file (.png or .pdf)"),
               json_out: Optional[Path] = typer.Option(None, "--json", help="also write the bands as JSON"),
               which: str = typer.Option("H", "--which", help="H or H0"),

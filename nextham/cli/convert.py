@@ -1,0 +1,95 @@
+"""`nextham convert`: DFT data between ABACUS, DeepH (both formats) and nextham records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import clear_errors
+
+FROM_CHOICES = ("auto", "abacus", "deeph", "deeph-legacy", "nextham")
+TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "abacus")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @clear_errors
+    def convert(
+        src: Path = typer.Argument(..., help="a structure (ABACUS folder, DeepH folder, nextham .h5) or a folder of many"),
+        dst: Path = typer.Argument(..., help="output file (--to nextham, one structure) or folder"),
+        from_: str = typer.Option("auto", "--from", help=f"input format: {', '.join(FROM_CHOICES)}"),
+        to: str = typer.Option("nextham", "--to", help=f"output format: {', '.join(TO_CHOICES)}"),
+        h0: Optional[Path] = typer.Option(None, "--h0", help="ABACUS get_hs folder (or, for a folder of many, the "
+                                                             "root of a tree with the same layout) giving H0"),
+        orbital_dir: List[Path] = typer.Option([], "--orbital-dir", help="where to find ABACUS .orb files (repeatable)"),
+        jobs: int = typer.Option(0, "--jobs", "-j", help="parallel processes for a folder of many (0: one per CPU)"),
+    ) -> None:
+        """Convert DFT Hamiltonians between formats (eV, Å, nextham orbital order inside).
+
+        A folder of many structures converts in parallel with a progress bar; structures that fail are
+        skipped and listed with the reason (exit status 1 when any failed).
+        """
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from ..io.batch import convert_many, find_structures, target_for
+        from ..io.errors import FormatError
+        from ..io.registry import FORMATS, detect_format
+
+        if from_ not in FROM_CHOICES:
+            raise FormatError(src, f"unknown --from {from_!r} (choose from {', '.join(FROM_CHOICES)})")
+        if to not in TO_CHOICES:
+            raise FormatError(dst, f"unknown --to {to!r} (choose from {', '.join(TO_CHOICES)})")
+        if not src.exists():
+            raise FormatError(src, "no such file or folder")
+        options = {"orbital_dirs": [str(p) for p in orbital_dir]} if orbital_dir else {}
+        console = Console(stderr=True)
+        single = FORMATS[from_].detect(src) if from_ != "auto" else _detects_any(src)
+        if single:
+            fmt = detect_format(src) if from_ == "auto" else from_
+            from ..io.batch import convert_one
+            out = convert_one(str(src), str(dst), fmt, to, str(h0) if h0 else None, options)
+            if not out.ok:
+                raise _Plain(out.message)
+            typer.echo(f"{src} -> {dst} ({to}): {out.message} in {out.seconds:.2f} s")
+            return
+        if not src.is_dir():
+            raise FormatError(src, "not a known format")
+        found, unknown = find_structures(src, from_)
+        if not found:
+            raise FormatError(src, "no structures found (no ABACUS/DeepH folders or nextham records below it)")
+        items = []
+        for p in found:
+            h0_p = None
+            if h0 is not None:
+                h0_p = str(h0 / p.relative_to(src))
+            items.append((str(p), str(target_for(p, src, dst, to)), h0_p))
+        failures, n_ok = [], 0
+        columns = (TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("convert", total=len(items))
+            for out in convert_many(items, from_, to, options, jobs=jobs):
+                bar.advance(task)
+                if out.ok:
+                    n_ok += 1
+                else:
+                    failures.append((out.source, out.message))
+        failures += [(str(p), "skipped: holds files but no known format") for p in unknown]
+        typer.echo(f"converted {n_ok} of {len(items)} structures into {dst} ({to})", err=True)
+        if failures:
+            typer.echo(f"{len(failures)} skipped:", err=True)
+            for s, reason in sorted(failures):
+                typer.echo(f"  {s}: {reason}", err=True)
+            raise typer.Exit(1)
+
+
+def _detects_any(path: Path) -> bool:
+    from ..io.registry import FORMATS
+
+    return any(f.detect(path) for f in FORMATS.values())
+
+
+class _Plain(ValueError):
+    """A message that already names its file."""

@@ -1,0 +1,109 @@
+"""Registry of the formats nextham reads and writes, with auto-detection.
+
+=============  ===============================  ======  ======
+name           what                             read    write
+=============  ===============================  ======  ======
+nextham        one record, HDF5 file (.h5)      yes     yes
+abacus         ABACUS LCAO calculation folder   yes     yes (legacy CSR + STRU)
+deeph          new DeepH folder (POSCAR, ...)   yes     yes
+deeph-legacy   legacy DeepH folder (lat.dat...) yes     yes
+=============  ===============================  ======  ======
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+
+from ..blocks.h5io import read_record, write_record
+from ..blocks.record import StructureRecord
+from .abacus import looks_like_abacus, read_abacus, write_abacus
+from .assemble import attach_h0
+from .deeph_legacy import looks_like_deeph_legacy, read_deeph_legacy, write_deeph_legacy
+from .deeph_new import looks_like_deeph, read_deeph, write_deeph
+from .errors import FormatError, wrap_errors
+
+
+def _looks_like_nextham(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == "nextham-record"
+    except OSError:
+        return False
+
+
+def _read_nextham(path, **_):
+    return read_record(path)
+
+
+def _write_nextham(record, path):
+    return write_record(path, record)
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    description: str
+    detect: Callable[[str | os.PathLike], bool]
+    read: Callable[..., StructureRecord]
+    write: Callable[[StructureRecord, str | os.PathLike], Path]
+    target: str  # "file" or "folder"
+
+
+FORMATS: dict[str, Format] = {
+    "nextham": Format("nextham", "nextham record (HDF5 file)", _looks_like_nextham, _read_nextham, _write_nextham, "file"),
+    "abacus": Format("abacus", "ABACUS LCAO folder (INPUT, STRU, H(R)/S(R) CSR)", looks_like_abacus,
+                     read_abacus, write_abacus, "folder"),
+    "deeph": Format("deeph", "DeepH folder, new format (POSCAR, info.json, *.h5 with atom_pairs)", looks_like_deeph,
+                    lambda p, **kw: read_deeph(p), write_deeph, "folder"),
+    "deeph-legacy": Format("deeph-legacy", "DeepH folder, legacy format (lat.dat, element.dat, hamiltonians.h5)",
+                           looks_like_deeph_legacy, lambda p, **kw: read_deeph_legacy(p), write_deeph_legacy, "folder"),
+}
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Name of the one format whose files ``path`` holds; :class:`FormatError` when none or several match."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(path, "no such file or folder")
+    hits = [f.name for f in FORMATS.values() if f.detect(path)]
+    if not hits:
+        raise FormatError(path, "not a known format (expected a nextham .h5 record, an ABACUS folder with "
+                                "H(R)/S(R) CSR files, or a DeepH folder)")
+    if len(hits) > 1:
+        raise FormatError(path, f"matches several formats {hits}; name one with --from")
+    return hits[0]
+
+
+def read(path: str | os.PathLike, fmt: str = "auto", h0: str | os.PathLike | None = None, **options) -> StructureRecord:
+    """Read one structure. ``h0``: a zeroth-step calculation (same format) whose H becomes ``H0``.
+
+    ``options`` go to the format's reader (ABACUS: ``basis``, ``orbital_dirs``, ``step``).
+    Every problem with the input surfaces as :class:`FormatError` naming the file (and line).
+    """
+    name = detect_format(path) if fmt == "auto" else fmt
+    if name not in FORMATS:
+        raise FormatError(path, f"unknown format {name!r} (known: {', '.join(FORMATS)})")
+    spec = FORMATS[name]
+    if name == "abacus":
+        return wrap_errors(path, spec.read, path, h0=h0, **options)
+    record = wrap_errors(path, spec.read, path, **options)
+    if h0 is not None:
+        h0_name = detect_format(h0) if fmt == "auto" else fmt
+        h0_record = wrap_errors(h0, FORMATS[h0_name].read, h0, **options)
+        record = wrap_errors(h0, attach_h0, record, h0_record, where=h0)
+    return record
+
+
+def write(record: StructureRecord, path: str | os.PathLike, fmt: str) -> Path:
+    """Write one record in format ``fmt`` (a file for ``nextham``, a folder otherwise)."""
+    if fmt not in FORMATS:
+        raise FormatError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    return wrap_errors(path, FORMATS[fmt].write, record, path)
