@@ -7,12 +7,13 @@ from pathlib import Path
 
 import typer
 
-from . import convert, physics
+from . import convert, generate, physics
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="nextham: deep-learning DFT Hamiltonians of crystals from zeroth-step Hamiltonians.")
 physics.register(app)
 convert.register(app)
+generate.register(app)
 
 
 @app.command()

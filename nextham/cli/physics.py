@@ -101,29 +101,32 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @clear_errors
-    def info(path: Path = typer.Argument(..., help="a record file or a dataset file")) -> None:
-        """Summarise a record (atoms, basis, edges, matrices) or a dataset."""
-        typer.echo(json.dumps(describe(path), indent=2))
+    def info(path: Path = typer.Argument(..., help="a record file, an ABACUS/DeepH folder or a dataset"),
+             per_structure: bool = typer.Option(False, "--per-structure", help="datasets: one line per structure")) -> None:
+        """Summarise a record (atoms, basis, edges, matrices) or a dataset (counts, elements, MAE(H-H0), timings)."""
+        typer.echo(json.dumps(describe(path, per_structure), indent=2, default=str))
 
 
-def describe(path: Path) -> dict:
-    """Summary of a record or dataset file as a JSON-able dict."""
+def describe(path: Path, per_structure: bool = False) -> dict:
+    """Summary of a record file, a DFT folder (ABACUS/DeepH) or a dataset, as a JSON-able dict."""
     import h5py
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    try:
+    if path.is_dir():
+        return _record_summary(load_record(path), path)
+    if h5py.is_hdf5(path):
         with h5py.File(path, "r") as f:
             kind = f.attrs.get("format")
-    except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if kind != "nextham-record":
-        try:
-            from ..data.store import dataset_info  # provided by the dataset store
-        except ImportError:
-            raise ValueError(f"{path}: not a nextham record (format {kind!r})") from None
-        return dataset_info(path)
-    rec = read_record(path)
+        if kind != "nextham-record":
+            raise ValueError(f"{path}: HDF5 file but not a nextham record (format attribute {kind!r})")
+        return _record_summary(read_record(path), path)
+    from ..data import dataset_info
+
+    return dataset_info(path, per_structure=per_structure)
+
+
+def _record_summary(rec: StructureRecord, path: Path) -> dict:
     return {
         "path": str(path), "format": "nextham-record", "formula": rec.to_atoms().get_chemical_formula(),
         "n_atoms": rec.n_atoms, "cell_A": rec.cell.tolist(), "pbc": rec.pbc.tolist(),

@@ -1,0 +1,6 @@
+"""Datasets: the store (one LMDB file per dataset), structure-set builders, generation, info."""
+
+from .info import dataset_info
+from .store import DatasetStore, StoreError
+
+__all__ = ["DatasetStore", "StoreError", "dataset_info"]

@@ -1,0 +1,538 @@
+"""The embedded DFT engine on GPAW (LCAO mode): S(R), H0(R), H(R), E_F and optional spin-orbit.
+
+Every call into GPAW's internals lives in this module. They are not public API, so the engine
+needs exactly ``gpaw == 26.7.0`` (:data:`GPAW_VERSION`) and refuses any other version with a clear
+error; ``tests/engines/test_gpaw_internals.py`` exercises each internal so that a change breaks a
+fast test, not a dataset.
+
+Method (docs/engine.md has the full account)
+---------------------------------------------
+* Basis: GPAW's numerical atomic orbitals (``dzp`` by default), PBE, PAW setups of ``gpaw-data``,
+  a real-space grid of spacing ``h``. Orbitals are ``R_nl(r) Y_lm`` with GPAW's real harmonics,
+  which equal nextham's table (m = -l..l, p = (y, z, x), no Condon-Shortley phase): the ``gpaw``
+  conversion is the identity, checked numerically against GPAW's ``Y_L`` in the tests.
+* ``H0``: the Kohn-Sham Hamiltonian of the superposition of neutral-atom densities (GPAW's initial
+  density), before any SCF step. ``H``: the converged SCF Hamiltonian. ``S``: the overlap.
+* Real space: the Bloch matrices ``M(k) = sum_R exp(+2 pi i k.R) M(R)`` are evaluated on a full
+  Γ-centred k-mesh whose Born-von Karman supercell separates all pairs within
+  ``rc_i + rc_j + 2 rc_proj`` (orbital cutoffs plus PAW projector reach), then Fourier transformed
+  (:mod:`nextham.engines.realspace`). The dropped remainder is stored as an aliasing check.
+* SCF on a Γ-centred Monkhorst-Pack mesh from a k-point density (``kpt_density`` points per Å^-1,
+  ASE convention), with symmetry; Fermi-Dirac smearing. Spin-unpolarised (magnetic elements are
+  computed non-magnetic: a documented limitation).
+* Spin-orbit (``soc=True``): GPAW has no self-consistent SOC in LCAO mode. SOC is added by second
+  variation to H0 and to H from the PAW projector overlaps ``P_aMi(k)`` and the per-atom SOC
+  matrices of ``gpaw.spinorbit.soc`` (evaluated with the initial atomic density for H0 and the SCF
+  density for H): ``H_soc = H ⊗ I2 + sum_a P^* [sigma . (dV/r L)]_a P^T``, spin-major.
+* Check: GPAW's own eigenvalues (its own diagonaliser; ``soc_eigenstates`` for SOC) at a few
+  off-mesh k-points, stored in the metadata beside the eigenvalues of the stored matrices.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+from ase.units import Bohr, Ha
+
+from ..basis.orbitals import Basis, ElementBasis
+from ..blocks.record import StructureRecord
+from .base import Engine, EngineError, EngineInputError, EngineUnavailable, register_engine
+from .realspace import bloch_to_realspace, bvk_mesh, mesh_index, mesh_kpoints, pair_support
+
+GPAW_VERSION = "26.7.0"
+"""The only GPAW version whose internals this module is written against."""
+
+INSTALL_HINT = "install it with scripts/install_gpaw.sh (serial build of gpaw==26.7.0 with gpaw-data)"
+
+CHECK_KPOINTS = np.array([[0.1234, 0.2345, 0.3456],
+                          [0.4321, -0.1111, 0.2718],
+                          [0.3141, 0.0593, -0.2653],
+                          [0.05, 0.4, 0.15]])
+"""Fractional off-mesh k-points at which the engine's own eigenvalues are stored."""
+
+MIN_DISTANCE = 0.5
+"""Atoms closer than this (Å) are rejected as overlapping."""
+
+
+# ---------------------------------------------------------------------------- GPAW import & data
+def import_gpaw():
+    """Import GPAW and check its version; raise :class:`EngineUnavailable` with a fix otherwise."""
+    try:
+        import gpaw
+    except ImportError as exc:
+        raise EngineUnavailable(f"GPAW is not installed ({exc}); {INSTALL_HINT}") from None
+    if gpaw.__version__ != GPAW_VERSION:
+        raise EngineUnavailable(
+            f"nextham's GPAW engine uses GPAW internals of version {GPAW_VERSION}, but gpaw "
+            f"{gpaw.__version__} is installed ({gpaw.__file__}); {INSTALL_HINT}")
+    return gpaw
+
+
+def setup_paths() -> list[str]:
+    """Directories searched for PAW setups and basis sets (gpaw-data first, ``GPAW_SETUP_PATH``)."""
+    gpaw = import_gpaw()
+    return [str(p) for p in gpaw.setup_paths]
+
+
+@lru_cache(maxsize=None)
+def _setup_files(paths: tuple[str, ...], xc: str, basis: str) -> dict[str, dict[str, Path]]:
+    """symbol -> {variant ('' = default): setup file} for setups that also have the basis set."""
+    found: dict[str, dict[str, Path]] = {}
+    pat = re.compile(rf"^([A-Z][a-z]?)(?:\.([^.]+))?\.{re.escape(xc)}(?:\.gz)?$")
+    for d in reversed(paths):  # earlier paths win
+        if not os.path.isdir(d):
+            continue
+        names = set(os.listdir(d))
+        for fname in names:
+            m = pat.match(fname)
+            if not m or m.group(1) not in atomic_numbers:
+                continue
+            sym, var = m.group(1), m.group(2) or ""
+            bname = f"{sym}.{var + '.' if var else ''}{basis}.basis"
+            if bname in names or bname + ".gz" in names:
+                found.setdefault(sym, {})[var] = Path(d) / fname
+    return found
+
+
+@lru_cache(maxsize=None)
+def _valence(path: Path) -> float:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        head = fh.read(4000)
+    m = re.search(r'valence="([\d.]+)"', head)
+    return float(m.group(1)) if m else float("nan")
+
+
+def available_elements(xc: str = "PBE", basis: str = "dzp") -> list[str]:
+    """Elements with a PAW setup and a ``basis`` basis set, in order of Z."""
+    files = _setup_files(tuple(setup_paths()), xc, basis)
+    return sorted((s for s, v in files.items() if "" in v), key=lambda s: atomic_numbers[s])
+
+
+def choose_setups(symbols: list[str], policy: str = "semicore", xc: str = "PBE",
+                  basis: str = "dzp") -> dict[str, str]:
+    """Setup variant per element: ``"paw"`` (GPAW default) or a variant name such as ``"14"``.
+
+    ``policy="semicore"``: the variant with the most valence electrons among those that have the
+    basis set, ignoring the experimental ``v2``/``v3`` generations (ties keep the default). In
+    gpaw-data 1.2.1 the default setups already hold the semicore states for almost every element
+    (Na 7 e, V 13 e, Ag 17 e, Pt 16 e, ...); the policy changes only Cr (``Cr.14``, 3s3p) and
+    Te (``Te.16``, 4d). ``policy="default"``: GPAW's defaults everywhere.
+    Raises :class:`EngineInputError` for elements without a setup.
+    """
+    files = _setup_files(tuple(setup_paths()), xc, basis)
+    missing = sorted({s for s in symbols if "" not in files.get(s, {})}, key=lambda s: atomic_numbers.get(s, 0))
+    if missing:
+        raise EngineInputError(
+            f"no GPAW {xc} PAW setup with a {basis} basis set for element(s) {', '.join(missing)} "
+            f"(searched {', '.join(setup_paths())}); GPAW covers {len(files)} elements")
+    out: dict[str, str] = {}
+    for s in sorted(set(symbols), key=lambda s: atomic_numbers[s]):
+        choice = ""
+        if policy == "semicore":
+            best = _valence(files[s][""])
+            for var, path in sorted(files[s].items()):
+                if var and not var.startswith("v") and _valence(path) > best + 0.5:
+                    best, choice = _valence(path), var
+        elif policy != "default":
+            raise ValueError(f"unknown setups policy {policy!r} (use 'semicore' or 'default')")
+        out[s] = choice or "paw"
+    return out
+
+
+def gpaw_shell_permutation(l: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx, sign)`` of GPAW's real harmonics in nextham order (``new[k] = old[idx[k]] * sign[k]``).
+
+    GPAW's ``Y_L`` (gpaw/sphere/spherical_harmonics.py: L = l^2 + l + m, p = (y, z, x),
+    d = (xy, yz, 3z^2-r^2, zx, x^2-y^2), f = (3x^2y-y^3, xyz, ..., x^3-3xy^2), all positive) is
+    nextham's table, so the permutation is the identity for every l; tested numerically against
+    GPAW's ``Y_L`` and on bands and Wigner-D symmetry of real GPAW data.
+    """
+    return np.arange(2 * l + 1), np.ones(2 * l + 1)
+
+
+# ---------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class GPAWSettings:
+    """Settings of the GPAW engine (all JSON-serialisable; stored with every record).
+
+    basis : GPAW basis set name (``dzp``: double-zeta polarised from gpaw-data).
+    xc : exchange-correlation functional.
+    h : real-space grid spacing (Å); 0.2 converges H to ~meV for dzp.
+    kpt_density : SCF k-points per Å^-1 (ASE ``kptdensity2monkhorstpack`` convention, Γ-centred);
+        2.5 gives 6x6x6 for Si, 4x4x4 for a 6-Å cubic cell.
+    smearing_eV : Fermi-Dirac width (eV).
+    setups : ``"semicore"`` or ``"default"`` (see :func:`choose_setups`).
+    convergence : GPAW SCF convergence criteria (GPAW units), None = GPAW defaults.
+    maxiter : SCF iteration limit.
+    min_bvk_mesh : lower bound of the real-space transform mesh.
+    check_kpoints : number of off-mesh k-points with stored engine eigenvalues (0 = no check).
+    """
+
+    basis: str = "dzp"
+    xc: str = "PBE"
+    h: float = 0.2
+    kpt_density: float = 2.5
+    smearing_eV: float = 0.1
+    setups: str = "semicore"
+    convergence: dict | None = None
+    maxiter: int = 300
+    min_bvk_mesh: tuple[int, int, int] = (1, 1, 1)
+    check_kpoints: int = 3
+
+    def todict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["min_bvk_mesh"] = list(self.min_bvk_mesh)
+        return d
+
+
+# ---------------------------------------------------------------------------- the engine
+@register_engine("gpaw")
+class GPAWEngine(Engine):
+    """GPAW LCAO engine. ``GPAWEngine(h=0.25, kpt_density=2.0, ...)``; see :class:`GPAWSettings`."""
+
+    name = "gpaw"
+
+    def __init__(self, **settings: Any) -> None:
+        if "min_bvk_mesh" in settings:
+            settings["min_bvk_mesh"] = tuple(int(x) for x in settings["min_bvk_mesh"])
+        unknown = set(settings) - set(GPAWSettings.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown GPAW engine setting(s) {sorted(unknown)}; "
+                             f"known: {sorted(GPAWSettings.__dataclass_fields__)}")
+        self.config = GPAWSettings(**settings)
+
+    def settings(self) -> dict[str, Any]:
+        return self.config.todict()
+
+    def versions(self) -> dict[str, str]:
+        gpaw = import_gpaw()
+        out = {"gpaw": gpaw.__version__, "numpy": np.__version__}
+        try:
+            from importlib.metadata import version
+            out["gpaw-data"] = version("gpaw-data")
+        except Exception:  # pragma: no cover - gpaw-data from a tarball
+            out["gpaw-data"] = "unknown (GPAW_SETUP_PATH)"
+        import ase
+        out["ase"] = ase.__version__
+        return out
+
+    # ------------------------------------------------------------------ input checks
+    def check_input(self, atoms: Atoms) -> None:
+        if len(atoms) == 0:
+            raise EngineInputError("structure has no atoms")
+        if not np.all(atoms.pbc):
+            raise EngineInputError(f"structure must be periodic in 3-D (pbc={atoms.pbc.tolist()}); "
+                                   "add vacuum and set pbc=True for slabs and molecules")
+        vol = abs(np.linalg.det(atoms.cell.array))
+        if vol < 1e-6:
+            raise EngineInputError("structure has a singular (zero-volume) cell")
+        symbols = atoms.get_chemical_symbols()
+        bad = sorted({s for s in symbols if s not in atomic_numbers or s == "X"})
+        if bad:
+            raise EngineInputError(f"unknown element(s) {bad}")
+        choose_setups(symbols, self.config.setups, self.config.xc, self.config.basis)
+        if len(atoms) > 1 or True:
+            from ase.neighborlist import primitive_neighbor_list
+            i, j, d = primitive_neighbor_list("ijd", atoms.pbc, atoms.cell.array, atoms.positions,
+                                              MIN_DISTANCE, self_interaction=False)
+            if len(d):
+                k = int(np.argmin(d))
+                raise EngineInputError(
+                    f"overlapping atoms: {symbols[i[k]]}{i[k]} and {symbols[j[k]]}{j[k]} are "
+                    f"{d[k]:.3f} Å apart (minimum {MIN_DISTANCE} Å)")
+
+    # ------------------------------------------------------------------ main entry
+    def compute(self, atoms: Atoms, soc: bool = False, h0_only: bool = False) -> StructureRecord:
+        """S, H0 and (unless ``h0_only``) H of ``atoms``; spinful H0/H with spin-orbit when ``soc``."""
+        import_gpaw()
+        self.check_input(atoms)
+        atoms = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+        c = self.config
+        t_start = time.perf_counter()
+        try:
+            run = _GPAWRun(atoms, c)
+            t0 = time.perf_counter()
+            run.build_bvk()
+            S_k, H0_k = run.bvk_matrices(run.bvk.potential)
+            mats = {"S": S_k, "H0": H0_k}
+            spinful = {"S": False, "H0": bool(soc), "H": bool(soc)}
+            if soc:
+                mats["H0"] = run.add_soc(H0_k, run.bvk)
+            t_h0_mats = time.perf_counter() - t0
+            realspace_h0 = bloch_to_realspace({k: mats[k] for k in ("S", "H0")}, run.mesh, run.support,
+                                              run.atom_offsets, spinful=spinful,
+                                              real={"S": True, "H0": not soc})
+            t_H0 = time.perf_counter() - t0
+            fermi = None
+            timings = {"t_H0": t_H0, "t_H0_matrices": t_h0_mats}
+            realspace_h = None
+            if not h0_only:
+                t1 = time.perf_counter()
+                run.scf()
+                _, H_k = run.bvk_matrices(run.scf_dft.potential, overlap=False)
+                if soc:
+                    H_k = run.add_soc(H_k, run.scf_dft)
+                realspace_h = bloch_to_realspace({"H": H_k}, run.mesh, run.support, run.atom_offsets,
+                                                 spinful=spinful, real={"H": not soc})
+                timings["t_SCF"] = time.perf_counter() - t1
+                timings["t_SCF_only"] = run.t_scf
+                fermi = run.fermi_level_eV()
+            t2 = time.perf_counter()
+            check = run.check_eigenvalues(c.check_kpoints, soc, h0_only)
+            timings["t_check"] = time.perf_counter() - t2
+        except (EngineError, MemoryError):
+            raise
+        except Exception as exc:
+            raise EngineError(f"GPAW failed on {atoms.get_chemical_formula()}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        matrices = dict(realspace_h0.matrices)
+        residual = dict(realspace_h0.residual)
+        imag = dict(realspace_h0.imag)
+        if realspace_h is not None:
+            matrices.update(realspace_h.matrices)
+            residual.update(realspace_h.residual)
+            imag.update(realspace_h.imag)
+        timings["t_total"] = time.perf_counter() - t_start
+        metadata = {
+            "engine": self.name,
+            "settings": self.settings(),
+            "versions": self.versions(),
+            "setups": run.setup_choice,
+            "timings": timings,
+            "bvk_mesh": list(run.mesh),
+            "scf_kpts": run.scf_kpts_info(),
+            "n_valence": run.n_valence,
+            "pair_cutoff_radii_A": run.radii.tolist(),
+            "realspace_residual": residual,
+            "realspace_max_imag": imag,
+            "soc": bool(soc),
+            "soc_method": ("second variation: scalar-relativistic SCF, SOC from gpaw.spinorbit.soc "
+                           "per-atom matrices and projector overlaps added to H0 and H") if soc else None,
+            "spin_polarized": False,
+            "h0_only": bool(h0_only),
+            **check,
+        }
+        basis = run.nextham_basis()
+        record = StructureRecord.from_dense(atoms, basis, matrices, spinful=bool(soc),
+                                            fermi_energy_eV=fermi, metadata=metadata)
+        return record
+
+
+class _GPAWRun:
+    """State of one structure's GPAW calculations (internal; every GPAW internal is used here)."""
+
+    def __init__(self, atoms: Atoms, config: GPAWSettings) -> None:
+        self.atoms = atoms
+        self.config = config
+        symbols = atoms.get_chemical_symbols()
+        self.setup_choice = choose_setups(symbols, config.setups, config.xc, config.basis)
+        self.bvk = None
+        self.scf_dft = None
+        self.t_scf = 0.0
+
+    def common(self) -> dict[str, Any]:
+        c = self.config
+        setups = {s: v for s, v in self.setup_choice.items() if v != "paw"}
+        kw: dict[str, Any] = dict(mode={"name": "lcao", "force_complex_dtype": True}, basis=c.basis, xc=c.xc, setups=setups or "paw",
+                                  occupations={"name": "fermi-dirac", "width": c.smearing_eV},
+                                  txt=None)
+        return kw
+
+    # ------------------------------------------------------------------ BvK mesh calculation
+    def build_bvk(self) -> None:
+        from gpaw.dft import Parameters
+        from gpaw.new.calculation import DFT
+
+        c = self.config
+        # setups and cutoffs from a Γ-only builder (cheap: no wave functions)
+        params = Parameters(**{k: v for k, v in self.common().items() if k != "txt"}, h=c.h, kpts=(1, 1, 1))
+        builder = params.dft_component_builder(self.atoms)
+        setups = builder.setups
+        self.gpts = tuple(int(x) for x in builder.grid.size)
+        rc_orb = np.array([max(bf.get_cutoff() for bf in s.basis_functions_J) for s in setups]) * Bohr
+        rc_proj = max(max(pt.get_cutoff() for pt in s.pt_j) for s in setups) * Bohr
+        self.radii = rc_orb + rc_proj
+        self.support = pair_support(self.atoms.cell.array, self.atoms.positions, self.radii)
+        self.mesh = bvk_mesh(self.support, self.config.min_bvk_mesh)
+        self.bvk = DFT(self.atoms, **self.common(), gpts=self.gpts,
+                       kpts={"size": self.mesh, "gamma": True}, symmetry="off", converge=False)
+        self.setups = self.bvk.setups
+        self.n_valence = float(self.bvk.density.nvalence)
+        kpts = self.bvk.ibzwfs.ibz.kpt_kc
+        idx = mesh_index(kpts, self.mesh)
+        if len(kpts) != int(np.prod(self.mesh)) or len(np.unique(idx)) != len(idx):
+            raise EngineError(f"GPAW did not use the full {self.mesh} mesh ({len(kpts)} k-points)")
+        self.k_order = np.argsort(idx)  # position in GPAW's list of each FFT-order k
+        ls = [[bf.get_angular_momentum_number() for bf in s.basis_functions_J] for s in self.setups]
+        self.ls = ls
+        norb = np.array([sum(2 * l + 1 for l in x) for x in ls])
+        self.atom_offsets = np.concatenate([[0], np.cumsum(norb)]).astype(np.int64)
+        # nextham order within each atom (identity for GPAW, kept explicit)
+        perm = []
+        for a, x in enumerate(ls):
+            off = self.atom_offsets[a]
+            for l in x:
+                p, s = gpaw_shell_permutation(l)
+                perm.append((off + p, s))
+                off += 2 * l + 1
+        self.perm_idx = np.concatenate([p for p, _ in perm])
+        self.perm_sign = np.concatenate([s for _, s in perm])
+
+    def _wfs_list(self, dft) -> list:
+        return [wfs for wfs in dft.ibzwfs]
+
+    def bvk_matrices(self, potential, overlap: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """(S_k, H_k) on the BvK mesh in FFT order, eV, nextham orbital order, for ``potential``.
+
+        Same terms as GPAW's ``CollinearHamiltonianMatrixCalculator`` (potential matrices on the grid
+        for every BvK displacement, PAW ``P^* dH P^T``, kinetic ``T``), batched over k with BLAS
+        instead of one einsum per k; checked against GPAW's per-k matrices in the tests.
+        """
+        ham = self.bvk.scf_loop.hamiltonian
+        matcalc = ham.create_hamiltonian_matrix_calculator(potential)
+        wfs = self._wfs_list(self.bvk)
+        kpt_kc = np.array([w.kpt_c for w in wfs])
+        V_xMM = np.asarray(matcalc.V_sxMM[0])
+        nx, n, _ = V_xMM.shape
+        sdisp = np.asarray(ham.basis.sdisp_xc[1:], dtype=float)
+        phase = np.exp(-2j * np.pi * kpt_kc @ sdisp.T)  # (nk, nx-1)
+        H = np.broadcast_to(V_xMM[0], (len(wfs), n, n)).astype(complex)
+        if nx > 1:
+            H += (2 * phase @ V_xMM[1:].reshape(nx - 1, n * n)).reshape(len(wfs), n, n)
+        for a, dH_ii in matcalc.dH_saii[0].items():
+            P = np.stack([w.P_aMi[a] for w in wfs])  # (nk, n, ni)
+            H += np.conj(P @ dH_ii) @ np.swapaxes(P, 1, 2)
+        H += np.stack([w.T_MM.data for w in wfs])
+        H = 0.5 * (H + np.conj(np.swapaxes(H, 1, 2)))
+        H *= Ha
+        order = self.k_order
+        H = self._permute(H[order])
+        S = None
+        if overlap:
+            S = self._permute(np.stack([w.S_MM.data for w in wfs]).astype(complex)[order])
+        return S, H
+
+    def bvk_matrices_reference(self, potential, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """GPAW's own (S, H) at GPAW k-index ``k`` of the BvK calculation (GPAW order, eV), for tests."""
+        ham = self.bvk.scf_loop.hamiltonian
+        matcalc = ham.create_hamiltonian_matrix_calculator(potential)
+        w = self._wfs_list(self.bvk)[k]
+        return np.array(w.S_MM.data), np.array(matcalc.calculate_matrix(w).data) * Ha
+
+    def _permute(self, M: np.ndarray) -> np.ndarray:
+        i, s = self.perm_idx, self.perm_sign
+        return M[:, i][:, :, i] * s[None, :, None] * s[None, None, :]
+
+    def projections(self) -> dict[int, np.ndarray]:
+        """a -> P_kMi (FFT k order, nextham orbital order): ``<p_i^a | Phi_M(k)>``."""
+        wfs = self._wfs_list(self.bvk)
+        out = {}
+        for a in range(len(self.atoms)):
+            P = np.stack([w.P_aMi[a] for w in wfs])[self.k_order]
+            out[a] = P[:, self.perm_idx] * self.perm_sign[None, :, None]
+        return out
+
+    def soc_atom_matrices(self, dft) -> dict[int, np.ndarray]:
+        """a -> dVL_vii (Hartree), GPAW's per-atom SOC matrices for the density of ``dft``."""
+        from gpaw.spinorbit import soc
+        from gpaw.utilities import pack_density
+
+        xc = dft.pot_calc.xc.xc
+        out = {}
+        for a, D_sii in dft.density.D_asii.items():
+            D_sp = np.array([pack_density(D_ii) for D_ii in np.asarray(D_sii).real])
+            out[a] = soc(dft.setups[a], xc, D_sp)
+        return out
+
+    def add_soc(self, H_k: np.ndarray, dft) -> np.ndarray:
+        """Spinful (spin-major) ``H ⊗ I2 + H_SOC`` (eV) on the BvK mesh."""
+        dVL = self.soc_atom_matrices(dft)
+        P = self.projections()
+        nk, n, _ = H_k.shape
+        out = np.zeros((nk, 2 * n, 2 * n), complex)
+        out[:, :n, :n] = H_k
+        out[:, n:, n:] = H_k
+        for a, dVL_vii in dVL.items():
+            Pa = P[a]
+            Vx, Vy, Vz = (np.einsum("kmi,ij,knj->kmn", Pa.conj(), V, Pa, optimize=True) * Ha for V in dVL_vii)
+            out[:, :n, :n] += Vz
+            out[:, :n, n:] += Vx - 1j * Vy
+            out[:, n:, :n] += Vx + 1j * Vy
+            out[:, n:, n:] -= Vz
+        return out
+
+    # ------------------------------------------------------------------ SCF
+    def scf(self) -> None:
+        from gpaw.new.calculation import DFT
+
+        c = self.config
+        kw = self.common()
+        extra: dict[str, Any] = {"maxiter": c.maxiter}
+        if c.convergence:
+            extra["convergence"] = dict(c.convergence)
+        t = time.perf_counter()
+        try:
+            self.scf_dft = DFT(self.atoms, **kw, gpts=self.gpts,
+                               kpts={"density": c.kpt_density, "gamma": True}, converge=True, **extra)
+        except Exception as exc:
+            if type(exc).__name__ == "KohnShamConvergenceError":
+                raise EngineError(f"SCF did not converge within {c.maxiter} iterations "
+                                  f"({self.atoms.get_chemical_formula()})") from exc
+            raise
+        self.t_scf = time.perf_counter() - t
+
+    def scf_kpts_info(self) -> dict[str, Any] | None:
+        if self.scf_dft is None:
+            return None
+        ibz = self.scf_dft.ibzwfs.ibz
+        return {"size": [int(x) for x in ibz.bz.size_c] if hasattr(ibz.bz, "size_c") else None,
+                "n_ibz": int(len(ibz.kpt_kc)), "density": self.config.kpt_density}
+
+    def fermi_level_eV(self) -> float:
+        return float(self.scf_dft.ibzwfs.fermi_level * Ha)
+
+    # ------------------------------------------------------------------ GPAW's own eigenvalues
+    def _own_eigenvalues(self, dft, kpts: np.ndarray, soc: bool) -> np.ndarray:
+        """GPAW's eigenvalues (eV) of ``dft``'s density at ``kpts``: fixed-density diagonalisation
+        with all bands (``soc_eigenstates`` on top for SOC)."""
+        from gpaw.dft import Parameters
+        from gpaw.new.ase_interface import ASECalculator
+        from gpaw.new.logger import Logger
+
+        if dft.ibzwfs.fermi_levels is None:
+            dft.ibzwfs.fermi_levels = np.array([0.0])
+        calc = ASECalculator(dft.params, log=Logger(None, dft.comm), dft=dft, atoms=self.atoms)
+        nao = int(self.atom_offsets[-1])
+        fixed = calc.fixed_density(kpts=kpts, symmetry="off", nbands=nao, txt=None)
+        if soc:
+            from gpaw.spinorbit import soc_eigenstates
+            return np.asarray(soc_eigenstates(fixed).eigenvalues())
+        return np.array([fixed.get_eigenvalues(kpt=k) for k in range(len(kpts))])
+
+    def check_eigenvalues(self, n: int, soc: bool, h0_only: bool) -> dict[str, Any]:
+        if n <= 0:
+            return {}
+        kpts = CHECK_KPOINTS[:n]
+        out: dict[str, Any] = {"check_kpoints": kpts.tolist()}
+        out["check_eigenvalues_H0_eV"] = self._own_eigenvalues(self.bvk, kpts, soc).tolist()
+        if not h0_only:
+            out["check_eigenvalues_H_eV"] = self._own_eigenvalues(self.scf_dft, kpts, soc).tolist()
+        return out
+
+    def nextham_basis(self) -> Basis:
+        seen: dict[str, ElementBasis] = {}
+        for a, sym in enumerate(self.atoms.get_chemical_symbols()):
+            if sym not in seen:
+                seen[sym] = ElementBasis.from_ls(sym, self.ls[a])
+        return Basis(tuple(seen.values()))
