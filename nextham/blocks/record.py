@@ -245,13 +245,14 @@ class StructureRecord:
         ``matrices[name][R]`` is the whole-cell matrix ``M(R)`` of shape (n, n) (spinless) or
         (2n, 2n) spin-major for spinful ``H0``/``H``, orbitals in nextham order. The edge list is the
         union over all matrices of the (i, j, R) blocks with any ``|value| > tol``; self-loops are
-        always kept. Missing Hermitian partners are added (with the partner's values, since
-        ``M(-R) = M(R)^dagger`` defines them) only if present in the input.
+        always kept. An ``M(-R)`` not given is taken as ``M(R)^dagger``, so every edge has its Hermitian
+        partner. Vectorized: one gather per matrix.
         """
         numbers = atoms.get_atomic_numbers()
         offsets = basis.atom_offsets(numbers)
         n_atoms = len(numbers)
-        Rs = sorted({tuple(int(x) for x in R) for m in matrices.values() for R in m})
+        given = {tuple(int(x) for x in R) for m in matrices.values() for R in m}
+        Rs = sorted(given | {tuple(-x for x in R) for R in given})
         keep = np.zeros((len(Rs), n_atoms, n_atoms), dtype=bool)
         for name, mats in matrices.items():
             f = 2 if (spinful and name != "S") else 1
@@ -276,40 +277,50 @@ class StructureRecord:
             if mR in index:
                 keep[index[mR]] |= keep[r].T
         rr, ii, jj = np.nonzero(keep)
-        R_arr = np.array(Rs, dtype=np.int64).reshape(-1, 3)[rr]
-        blocks = {}
+        R_table = np.array(Rs, dtype=np.int64).reshape(-1, 3)
+        record = cls(cell=atoms.cell.array, positions=atoms.positions, numbers=numbers, pbc=atoms.pbc,
+                     basis=basis.restrict(numbers), edge_index=np.stack([ii, jj], 1), edge_R=R_table[rr],
+                     blocks={}, spinful=spinful, fermi_energy_eV=fermi_energy_eV, metadata=dict(metadata or {}))
         for name, mats in matrices.items():
-            f = 2 if (spinful and name != "S") else 1
-            n = offsets[-1]
+            f = record.spin_factor(name)
             dtype = np.complex128 if f == 2 else np.float64
-            parts = []
-            for r, i, j in zip(rr, ii, jj):  # construction path, not a hot loop of training
-                R = Rs[r]
-                M = mats.get(R)
-                if M is None:
-                    mR = tuple(-x for x in R)
-                    M = np.asarray(mats[mR]).conj().T if mR in mats else np.zeros((f * n, f * n), dtype)
-                M = np.asarray(M).reshape(f, n, f, n)
-                b = M[:, offsets[i]:offsets[i + 1], :, offsets[j]:offsets[j + 1]]
-                parts.append(b.reshape(f * (offsets[i + 1] - offsets[i]), f * (offsets[j + 1] - offsets[j])).ravel())
-            blocks[name] = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-        return cls(cell=atoms.cell.array, positions=atoms.positions, numbers=numbers, pbc=atoms.pbc,
-                   basis=basis.restrict(numbers), edge_index=np.stack([ii, jj], 1), edge_R=R_arr,
-                   blocks=blocks, spinful=spinful, fermi_energy_eV=fermi_energy_eV, metadata=dict(metadata or {}))
+            # stack M(R) for every R of the table; an R given only through its partner is M(-R)^dagger
+            stack = np.zeros((len(Rs), f * offsets[-1], f * offsets[-1]), dtype)
+            for r, R in enumerate(Rs):
+                mR = tuple(-x for x in R)
+                if R in mats:
+                    stack[r] = mats[R]
+                elif mR in mats:
+                    stack[r] = np.asarray(mats[mR]).conj().T
+            edge, rows, cols = record.packed_rows_cols(name)
+            record.blocks[name] = stack[rr[edge], rows, cols].astype(dtype)
+        return record
+
+    def packed_rows_cols(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For every packed element of ``name``: its edge, and its row and column in the whole-cell
+        matrix ``M(R)`` (spin-major ``s * n + orbital`` for spinful H). Shapes (nnz,) each."""
+        f = self.spin_factor(name)
+        n = self.n_orbitals
+        shapes = self.block_shapes(name)
+        offsets = self.block_offsets(name)
+        edge = np.repeat(np.arange(self.n_edges), shapes[:, 0] * shapes[:, 1])
+        local = np.arange(offsets[-1]) - offsets[edge]
+        p, q = local // shapes[edge, 1], local % shapes[edge, 1]
+        i, j = self.edge_index[edge, 0], self.edge_index[edge, 1]
+        ni, nj = self.atom_norb[i], self.atom_norb[j]
+        ai, aj = self.atom_offsets[i], self.atom_offsets[j]
+        if f == 2:  # local row p = spin * n_i + orbital
+            return edge, (p // ni) * n + ai + p % ni, (q // nj) * n + aj + q % nj
+        return edge, ai + p, aj + q
 
     def to_dense(self, name: str) -> dict[tuple[int, int, int], np.ndarray]:
         """Whole-cell matrices ``M(R)`` (spin-major for spinful H), inverse of :meth:`from_dense`."""
-        f = self.spin_factor(name)
-        n = self.n_orbitals
-        off = self.atom_offsets
-        out: dict[tuple[int, int, int], np.ndarray] = {}
-        dtype = self.blocks[name].dtype
-        for e, b in enumerate(self.block_list(name)):
-            R = tuple(int(x) for x in self.edge_R[e])
-            M = out.setdefault(R, np.zeros((f, n, f, n), dtype))
-            i, j = self.edge_index[e]
-            M[:, off[i]:off[i + 1], :, off[j]:off[j + 1]] = b.reshape(f, off[i + 1] - off[i], f, off[j + 1] - off[j])
-        return {R: M.reshape(f * n, f * n) for R, M in out.items()}
+        dim = self.spin_factor(name) * self.n_orbitals
+        R_vectors, r_of_edge = np.unique(self.edge_R, axis=0, return_inverse=True)
+        edge, rows, cols = self.packed_rows_cols(name)
+        stack = np.zeros((len(R_vectors), dim, dim), self.blocks[name].dtype)
+        stack[r_of_edge.reshape(-1)[edge], rows, cols] = self.blocks[name]
+        return {tuple(int(x) for x in R): M for R, M in zip(R_vectors, stack)}
 
 
 def conjugate_transpose_blocks(record: StructureRecord, name: str, data: np.ndarray | None = None) -> np.ndarray:

@@ -9,8 +9,6 @@ Cost ``O(nnz * n_k)``; memory is bounded by chunking over k.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -47,22 +45,7 @@ def packed_element_indices(record: StructureRecord, name: str) -> tuple[np.ndarr
     Rows/cols index the whole-cell matrix (spin-major for spinful H: ``s * n + orbital``).
     Returns ``(rows, cols, r_index, R_vectors)``; shapes (nnz,), (nnz,), (nnz,), (n_R, 3).
     """
-    f = record.spin_factor(name)
-    n = record.n_orbitals
-    shapes = record.block_shapes(name)
-    offsets = record.block_offsets(name)
-    sizes = shapes[:, 0] * shapes[:, 1]
-    edge = np.repeat(np.arange(record.n_edges), sizes)
-    local = np.arange(offsets[-1]) - offsets[edge]
-    ncol = shapes[edge, 1]
-    p, q = local // ncol, local % ncol
-    ni = record.atom_norb[record.edge_index[edge, 0]]
-    nj = record.atom_norb[record.edge_index[edge, 1]]
-    ai = record.atom_offsets[record.edge_index[edge, 0]]
-    aj = record.atom_offsets[record.edge_index[edge, 1]]
-    # local row p = s_row * n_i + orbital (spin-major within the block)
-    rows = (p // ni) * n + ai + p % ni if f == 2 else ai + p
-    cols = (q // nj) * n + aj + q % nj if f == 2 else aj + q
+    edge, rows, cols = record.packed_rows_cols(name)
     R_vectors, r_of_edge = np.unique(record.edge_R, axis=0, return_inverse=True)
     return rows, cols, r_of_edge.reshape(-1)[edge], R_vectors
 
