@@ -1,0 +1,349 @@
+"""Records -> tensors: message-passing graph, shell-pair index arrays and packed matrices.
+
+Two edge lists live side by side:
+
+* **record edges** (``E_r``): exactly the record's ``(i, j, R)`` list, self-loops included. The model emits
+  dH on these, in the record's packed layout (``h0``/``h_target`` are the record's packed arrays).
+* **graph edges** (``E_g``): off-site ``(i, j, R)`` used for message passing and edge features: the union
+  of the record's off-site edges and all neighbours within ``cutoff``. ``graph_record[g]`` is the record
+  edge of a graph edge (-1 when the record has no block there); ``record_graph[e]`` the reverse
+  (-1 for self-loops, whose features are the node features).
+
+Shell pairs: every record block splits into (l1, l2) sub-blocks, one per (shell a of atom i, shell b of
+atom j). They are grouped by ``(l1, l2)``; a group holds, per instance, the record edge, the shells'
+``zeta`` (index among the element's shells of equal l, see :class:`nextham.basis.irreps.SlotLayout`) and
+the packed positions of its elements (``(P, rows, cols)``, spin-major for spinful). Together the groups
+cover every packed element exactly once (``pair_perm`` inverts their concatenation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from ase.data import chemical_symbols
+
+from ..basis.irreps import shell_zetas
+from ..blocks.record import RecordError, StructureRecord
+
+DEFAULT_CUTOFF = 8.0
+"""Å, message-passing cutoff."""
+
+
+def _keys(i: np.ndarray, j: np.ndarray, R: np.ndarray, n_atoms: int) -> np.ndarray:
+    Rs = R.astype(np.int64) + (1 << 15)
+    return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * n_atoms + i) * n_atoms + j
+
+
+@dataclass
+class PairGroup:
+    """All (l1, l2) shell-pair sub-blocks of a structure or batch.
+
+    edge : (P,) int64 record edge.   z1, z2 : (P,) int64 shell zetas.
+    index : (P, rows, cols) int64 packed positions in ``h0``'s layout (rows/cols doubled, spin-major, if spinful).
+    """
+
+    edge: torch.Tensor
+    z1: torch.Tensor
+    z2: torch.Tensor
+    index: torch.Tensor
+
+    def to(self, device) -> "PairGroup":
+        return PairGroup(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+@dataclass
+class GraphData:
+    """One structure as tensors (cpu). Shapes: N atoms, E_g graph edges, E_r record edges, K packed values.
+
+    numbers (N,) int64; graph_index (2, E_g) int64 rows (i, j) — features of edge (i, j, R) are
+    aggregated into atom i; graph_vec (E_g, 3) Å ``pos_j + R @ cell - pos_i`` (nextham frame);
+    graph_record (E_g,) int64; record_index (2, E_r) int64; record_graph (E_r,) int64;
+    record_length (E_r,) Å; record_onsite (E_r,) bool; node_self (N,) record edge of the self-loop or -1;
+    pairs {(l1, l2): PairGroup}; h0, h_target (K,) float64 / complex128 (h_target may be None);
+    overlap (K_S,) float64 packed S (spinless); conj_index (K,) int64: packed position of the element of
+    the Hermitian partner, ``H[k] == conj(H[conj_index[k]])`` for a Hermitian matrix.
+    """
+
+    record: StructureRecord
+    cutoff: float
+    numbers: torch.Tensor
+    graph_index: torch.Tensor
+    graph_vec: torch.Tensor
+    graph_record: torch.Tensor
+    record_index: torch.Tensor
+    record_graph: torch.Tensor
+    record_length: torch.Tensor
+    record_onsite: torch.Tensor
+    node_self: torch.Tensor
+    pairs: dict[tuple[int, int], PairGroup]
+    h0: torch.Tensor
+    h_target: torch.Tensor | None
+    overlap: torch.Tensor | None
+    conj_index: torch.Tensor
+
+    @property
+    def spinful(self) -> bool:
+        return self.record.spinful
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.numbers)
+
+
+def _neighbours(record: StructureRecord, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from ase.neighborlist import primitive_neighbor_list
+
+    i, j, S = primitive_neighbor_list("ijS", record.pbc, record.cell, record.positions, cutoff,
+                                      self_interaction=False)
+    return i.astype(np.int64), j.astype(np.int64), S.astype(np.int64)
+
+
+def _pair_groups(record: StructureRecord) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """Shell-pair index arrays, vectorized over edges (loops over element pairs and shell pairs only)."""
+    f = 2 if record.spinful else 1
+    off = record.block_offsets("H0" if "H0" in record.blocks else "H")
+    Z = record.numbers
+    ei, ej = record.edge_index.T
+    groups: dict[tuple[int, int], dict[str, list]] = {}
+    species = np.unique(Z)
+    for zi in species:
+        bi = record.basis[chemical_symbols[zi]]
+        for zj in species:
+            bj = record.basis[chemical_symbols[zj]]
+            edges = np.flatnonzero((Z[ei] == zi) & (Z[ej] == zj))
+            if len(edges) == 0:
+                continue
+            ni, nj = bi.norb, bj.norb
+            base = off[edges]
+            for a, (la, za, oa) in enumerate(zip(bi.ls, shell_zetas(bi.ls), bi.shell_offsets)):
+                for b, (lb, zb, ob) in enumerate(zip(bj.ls, shell_zetas(bj.ls), bj.shell_offsets)):
+                    d1, d2 = 2 * la + 1, 2 * lb + 1
+                    s = np.arange(f)
+                    rows = (s[:, None] * ni + oa + np.arange(d1)[None]).reshape(-1)  # (f d1,) spin-major
+                    cols = (s[:, None] * nj + ob + np.arange(d2)[None]).reshape(-1)
+                    local = rows[:, None] * (f * nj) + cols[None, :]
+                    g = groups.setdefault((la, lb), {"edge": [], "z1": [], "z2": [], "index": []})
+                    g["edge"].append(edges)
+                    g["z1"].append(np.full(len(edges), za))
+                    g["z2"].append(np.full(len(edges), zb))
+                    g["index"].append(base[:, None, None] + local[None])
+    out = {}
+    for key in sorted(groups):
+        g = groups[key]
+        out[key] = {k: np.concatenate(v).astype(np.int64) for k, v in g.items()}
+    return out
+
+
+def conjugate_index(record: StructureRecord, name: str = "H0") -> np.ndarray:
+    """(K,) packed position of ``B_ji(-R)[q, p]`` for each element ``B_ij(R)[p, q]`` (vectorized)."""
+    rev = record.reverse_edges
+    if np.any(rev < 0):
+        e = int(np.flatnonzero(rev < 0)[0])
+        raise RecordError(f"edge (i={record.edge_index[e, 0]}, j={record.edge_index[e, 1]}, R={tuple(record.edge_R[e])}) "
+                          "has no Hermitian partner; the model symmetrises dH and needs both directions")
+    shapes = record.block_shapes(name)
+    off = record.block_offsets(name)
+    sizes = shapes[:, 0] * shapes[:, 1]
+    e_of = np.repeat(np.arange(record.n_edges), sizes)
+    local = np.arange(off[-1]) - off[e_of]
+    b = shapes[e_of, 1]
+    p, q = local // b, local % b
+    return (off[rev[e_of]] + q * shapes[rev[e_of], 1] + p).astype(np.int64)
+
+
+def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> GraphData:
+    """Tensors of one record: graph within ``cutoff`` (Å) plus the record's own edges; needs ``H0``."""
+    if "H0" not in record.blocks:
+        raise RecordError("build_graph needs the record's H0 blocks (the model's input)")
+    n = record.n_atoms
+    rec_i, rec_j = record.edge_index.T
+    onsite = record.onsite_mask
+    # graph edges: union of off-site record edges and cutoff neighbours
+    ni, nj, nS = _neighbours(record, cutoff)
+    off_e = np.flatnonzero(~onsite)
+    gi = np.concatenate([rec_i[off_e], ni])
+    gj = np.concatenate([rec_j[off_e], nj])
+    gR = np.concatenate([record.edge_R[off_e], nS])
+    keys = _keys(gi, gj, gR, n)
+    _, first = np.unique(keys, return_index=True)
+    first = np.sort(first)  # record edges first, then the extra neighbours
+    gi, gj, gR = gi[first], gj[first], gR[first]
+    graph_record = np.full(len(gi), -1, np.int64)
+    graph_record[: len(off_e)] = off_e  # the first len(off_e) entries are the (unique) record edges
+    record_graph = np.full(record.n_edges, -1, np.int64)
+    record_graph[off_e] = np.arange(len(off_e))
+    vec = record.positions[gj] + gR @ record.cell - record.positions[gi]
+    if len(vec) and np.min(np.linalg.norm(vec, axis=1)) < 1e-8:
+        raise RecordError("two atoms coincide (an off-site edge has zero length)")
+    node_self = np.full(n, -1, np.int64)
+    node_self[rec_i[onsite]] = np.flatnonzero(onsite)
+
+    groups = _pair_groups(record)
+    K = int(record.block_offsets("H0")[-1])
+    cover = np.concatenate([g["index"].reshape(-1) for g in groups.values()]) if groups else np.zeros(0, np.int64)
+    if len(cover) != K or not np.array_equal(np.sort(cover), np.arange(K)):
+        raise RecordError("internal error: shell pairs do not cover the packed blocks exactly once")
+
+    t = torch.from_numpy
+    return GraphData(
+        record=record,
+        cutoff=float(cutoff),
+        numbers=t(record.numbers.copy()),
+        graph_index=t(np.stack([gi, gj]).astype(np.int64)),
+        graph_vec=t(vec.astype(np.float64)),
+        graph_record=t(graph_record),
+        record_index=t(record.edge_index.T.copy()),
+        record_graph=t(record_graph),
+        record_length=t(record.edge_lengths.astype(np.float64)),
+        record_onsite=t(onsite.copy()),
+        node_self=t(node_self),
+        pairs={k: PairGroup(t(v["edge"]), t(v["z1"]), t(v["z2"]), t(v["index"])) for k, v in groups.items()},
+        h0=t(np.ascontiguousarray(record.blocks["H0"])),
+        h_target=t(np.ascontiguousarray(record.blocks["H"])) if "H" in record.blocks else None,
+        overlap=t(np.ascontiguousarray(record.blocks["S"])) if "S" in record.blocks else None,
+        conj_index=t(conjugate_index(record, "H0")),
+    )
+
+
+@dataclass
+class GraphBatch:
+    """Several structures concatenated (fields as in :class:`GraphData`, indices offset).
+
+    Extra fields: ``node_batch`` (N,) structure of each atom; ``graph_batch`` (E_g,), ``record_batch``
+    (E_r,) structure of each edge; ``node_ptr``, ``graph_ptr``, ``record_ptr`` (B+1,) boundaries;
+    ``packed_ptr`` (B+1,) segments of ``h0``/``h_target``/``delta``; ``overlap_ptr`` (B+1,) segments of
+    ``overlap``; ``structure_of_element`` (K,) structure of each packed value; ``pair_perm`` (K,)
+    gather index turning the concatenation of the groups' values (sorted ``(l1, l2)``, each
+    ``(P, rows, cols)`` row-major) into the packed layout; ``records`` the source records.
+    """
+
+    records: list[StructureRecord]
+    spinful: bool
+    cutoff: float
+    numbers: torch.Tensor
+    node_batch: torch.Tensor
+    graph_index: torch.Tensor
+    graph_vec: torch.Tensor
+    graph_record: torch.Tensor
+    graph_batch: torch.Tensor
+    record_index: torch.Tensor
+    record_graph: torch.Tensor
+    record_length: torch.Tensor
+    record_onsite: torch.Tensor
+    record_batch: torch.Tensor
+    node_self: torch.Tensor
+    pairs: dict[tuple[int, int], PairGroup]
+    pair_perm: torch.Tensor
+    h0: torch.Tensor
+    h_target: torch.Tensor | None
+    overlap: torch.Tensor | None
+    conj_index: torch.Tensor
+    node_ptr: torch.Tensor
+    graph_ptr: torch.Tensor
+    record_ptr: torch.Tensor
+    packed_ptr: torch.Tensor
+    overlap_ptr: torch.Tensor | None
+    structure_of_element: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_structures(self) -> int:
+        return len(self.records)
+
+    @property
+    def device(self) -> torch.device:
+        return self.h0.device
+
+    def to(self, device) -> "GraphBatch":
+        """A copy with every tensor on ``device`` (records stay numpy)."""
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                changes[f.name] = v.to(device)
+            elif f.name == "pairs":
+                changes[f.name] = {k: g.to(device) for k, g in v.items()}
+        return replace(self, **changes)
+
+    def segment(self, values: torch.Tensor, b: int) -> torch.Tensor:
+        """Structure ``b``'s part of a packed array laid out like ``h0`` (e.g. ``delta``)."""
+        return values[int(self.packed_ptr[b]): int(self.packed_ptr[b + 1])]
+
+
+def _ptr(sizes: list[int]) -> torch.Tensor:
+    return torch.tensor(np.concatenate([[0], np.cumsum(sizes)]), dtype=torch.int64)
+
+
+def _shift(x: torch.Tensor, by: int) -> torch.Tensor:
+    """Add ``by`` to the non-negative entries (keeps -1 markers)."""
+    return torch.where(x >= 0, x + by, x)
+
+
+def collate(items: list[GraphData]) -> GraphBatch:
+    """Concatenate graphs of several structures (all spinless or all spinful) into one batch."""
+    if not items:
+        raise ValueError("collate needs at least one graph")
+    spinful = {g.spinful for g in items}
+    if len(spinful) != 1:
+        raise ValueError("cannot batch spinless and spinful structures together")
+    node_ptr = _ptr([g.n_atoms for g in items])
+    graph_ptr = _ptr([g.graph_index.shape[1] for g in items])
+    record_ptr = _ptr([g.record_index.shape[1] for g in items])
+    packed_ptr = _ptr([len(g.h0) for g in items])
+    has_s = all(g.overlap is not None for g in items)
+    has_h = all(g.h_target is not None for g in items)
+    overlap_ptr = _ptr([len(g.overlap) for g in items]) if has_s else None
+
+    cat = torch.cat
+    keys = sorted({k for g in items for k in g.pairs})
+    pairs = {}
+    for k in keys:
+        parts = [(b, g.pairs[k]) for b, g in enumerate(items) if k in g.pairs]
+        pairs[k] = PairGroup(
+            edge=cat([p.edge + record_ptr[b] for b, p in parts]),
+            z1=cat([p.z1 for _, p in parts]),
+            z2=cat([p.z2 for _, p in parts]),
+            index=cat([p.index + packed_ptr[b] for b, p in parts]),
+        )
+    flat = cat([pairs[k].index.reshape(-1) for k in keys])
+    pair_perm = torch.empty_like(flat)
+    pair_perm[flat] = torch.arange(len(flat))
+    B = len(items)
+    rep = torch.repeat_interleave
+    return GraphBatch(
+        records=[g.record for g in items],
+        spinful=spinful.pop(),
+        cutoff=min(g.cutoff for g in items),
+        numbers=cat([g.numbers for g in items]),
+        node_batch=rep(torch.arange(B), node_ptr.diff()),
+        graph_index=cat([g.graph_index + node_ptr[b] for b, g in enumerate(items)], dim=1),
+        graph_vec=cat([g.graph_vec for g in items]),
+        graph_record=cat([_shift(g.graph_record, int(record_ptr[b])) for b, g in enumerate(items)]),
+        graph_batch=rep(torch.arange(B), graph_ptr.diff()),
+        record_index=cat([g.record_index + node_ptr[b] for b, g in enumerate(items)], dim=1),
+        record_graph=cat([_shift(g.record_graph, int(graph_ptr[b])) for b, g in enumerate(items)]),
+        record_length=cat([g.record_length for g in items]),
+        record_onsite=cat([g.record_onsite for g in items]),
+        record_batch=rep(torch.arange(B), record_ptr.diff()),
+        node_self=cat([_shift(g.node_self, int(record_ptr[b])) for b, g in enumerate(items)]),
+        pairs=pairs,
+        pair_perm=pair_perm,
+        h0=cat([g.h0 for g in items]),
+        h_target=cat([g.h_target for g in items]) if has_h else None,
+        overlap=cat([g.overlap for g in items]) if has_s else None,
+        conj_index=cat([g.conj_index + packed_ptr[b] for b, g in enumerate(items)]),
+        node_ptr=node_ptr,
+        graph_ptr=graph_ptr,
+        record_ptr=record_ptr,
+        packed_ptr=packed_ptr,
+        overlap_ptr=overlap_ptr,
+        structure_of_element=rep(torch.arange(B), packed_ptr.diff()),
+    )
+
+
+def batch_records(records: list[StructureRecord], cutoff: float = DEFAULT_CUTOFF) -> GraphBatch:
+    """``collate([build_graph(r, cutoff) for r in records])``."""
+    return collate([build_graph(r, cutoff) for r in records])

@@ -1,0 +1,81 @@
+"""Equiformer-style graph attention that keeps and updates edge features (one Transformer block).
+
+For a graph edge ``(i, j, R)`` (aggregated into atom ``i``):
+
+* message ``m = L_i(x_i) + L_j(x_j) + L_e(e_ij)`` (layer-normed inputs);
+* depthwise tensor product ``m (x) Y(r_ij)`` ('uvu': one weight per copy and path) whose weights come
+  from a radial MLP of the Gaussian basis of ``|r_ij|``; outputs restricted to the hidden irreps types;
+* value ``v = L_v(tp)``; attention logits per head ``a_h . LeakyReLU(L_a(tp scalars) + W rbf)``;
+  softmax over the edges of atom ``i`` within the cutoff;
+* node update ``x_i += L_o(sum_j alpha_ijh v_ij)`` (copies of each irreps chunk split over heads);
+* edge update ``e_ij += L_eo(v_ij * logit_ijh)`` (switch ``edge_updates``);
+* gated feed-forward on nodes (and edges), each with pre-layer-norm and residual.
+
+Irreps: node and edge features in = out = ``hidden``; ``sh`` = spherical harmonics to ``sh_lmax``.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from .layers import EquivariantLayerNorm, GatedFFN, IrrepsLinear, copy_index, mlp, scatter_softmax, scatter_sum
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, hidden: str | o3.Irreps, sh: str | o3.Irreps, num_rbf: int, radial_hidden: int,
+                 num_heads: int, attn_hidden: int, ffn_scalar_mult: int = 2, edge_updates: bool = True):
+        super().__init__()
+        H = o3.Irreps(hidden)
+        SH = o3.Irreps(sh)
+        self.irreps_in = self.irreps_out = H
+        self.num_heads = num_heads
+        self.attn_hidden = attn_hidden
+        self.edge_updates = edge_updates
+        self.norm_node = EquivariantLayerNorm(H)
+        self.norm_edge = EquivariantLayerNorm(H)
+        self.lin_center = IrrepsLinear(H, H, biases=True)
+        self.lin_neighbour = IrrepsLinear(H, H)
+        self.lin_edge = IrrepsLinear(H, H)
+        types = {ir for _, ir in H}
+        mid, instructions = [], []
+        for i1, (mul, ir1) in enumerate(H):
+            for i2, (_, ir2) in enumerate(SH):
+                for ir in ir1 * ir2:
+                    if ir in types:
+                        instructions.append((i1, i2, len(mid), "uvu", True))
+                        mid.append((mul, ir))
+        self.irreps_mid = o3.Irreps(mid)
+        self.tp = o3.TensorProduct(H, SH, self.irreps_mid, instructions, shared_weights=False, internal_weights=False)
+        self.radial = mlp([num_rbf, radial_hidden, radial_hidden, self.tp.weight_numel])
+        self.lin_value = IrrepsLinear(self.irreps_mid, H)
+        self.lin_attn = IrrepsLinear(self.irreps_mid, f"{num_heads * attn_hidden}x0e", biases=True)
+        self.rbf_attn = nn.Linear(num_rbf, num_heads * attn_hidden, bias=False)
+        self.attn_dot = nn.Parameter(torch.randn(num_heads, attn_hidden) / attn_hidden ** 0.5)
+        self.register_buffer("head_of", copy_index(H, num_heads), persistent=False)
+        self.lin_node_out = IrrepsLinear(H, H)
+        self.norm_ffn_node = EquivariantLayerNorm(H)
+        self.ffn_node = GatedFFN(H, ffn_scalar_mult)
+        if edge_updates:
+            self.lin_edge_out = IrrepsLinear(H, H)
+            self.norm_ffn_edge = EquivariantLayerNorm(H)
+            self.ffn_edge = GatedFFN(H, ffn_scalar_mult)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor, sh: torch.Tensor, rbf: torch.Tensor,
+                center: torch.Tensor, neighbour: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, H), e (E, H), sh (E, SH), rbf (E, num_rbf), center/neighbour (E,), mask (E,) bool -> (x, e)."""
+        n = x.shape[0]
+        xn = self.norm_node(x)
+        m = self.lin_center(xn)[center] + self.lin_neighbour(xn)[neighbour] + self.lin_edge(self.norm_edge(e))
+        t = self.tp(m, sh, self.radial(rbf))
+        v = self.lin_value(t)
+        a = torch.nn.functional.leaky_relu(self.lin_attn(t) + self.rbf_attn(rbf), 0.2)
+        logits = (a.view(-1, self.num_heads, self.attn_hidden) * self.attn_dot).sum(-1)  # (E, heads)
+        alpha = scatter_softmax(logits, center, n, mask)
+        x = x + self.lin_node_out(scatter_sum(v * alpha[:, self.head_of], center, n))
+        x = x + self.ffn_node(self.norm_ffn_node(x))
+        if self.edge_updates:
+            e = e + self.lin_edge_out(v * logits[:, self.head_of])
+            e = e + self.ffn_edge(self.norm_ffn_edge(e))
+        return x, e

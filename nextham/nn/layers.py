@@ -1,0 +1,179 @@
+"""Small equivariant building blocks: Gaussian basis, radial MLP, layer norm, gated FFN, scatter ops.
+
+Every module states its irreps in and out; irreps bookkeeping is in ``__init__``, ``forward`` is plain
+tensor algebra. Features are (n, irreps.dim) in e3nn's layout (copy-major within each ``mul x ir`` chunk).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import o3
+from e3nn.nn import Gate
+from torch import nn
+
+
+class GaussianBasis(nn.Module):
+    """``exp(-((r - mu_k) / sigma)^2 / 2)``, ``mu_k`` evenly on ``[0, r_max]``, ``sigma`` their spacing."""
+
+    def __init__(self, num: int, r_max: float):
+        super().__init__()
+        self.register_buffer("centers", torch.linspace(0.0, r_max, num))
+        self.width = r_max / max(num - 1, 1)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * ((r[:, None] - self.centers[None]) / self.width) ** 2)
+
+
+def mlp(sizes: list[int], act: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+    """Plain MLP with ``act`` between layers (none after the last)."""
+    layers: list[nn.Module] = []
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if k < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def irreps_chunks(irreps: o3.Irreps) -> list[tuple[int, int, int, o3.Irrep]]:
+    """(start, mul, 2l+1, irrep) of every chunk."""
+    out, start = [], 0
+    for mul, ir in irreps:
+        out.append((start, mul, ir.dim, ir))
+        start += mul * ir.dim
+    return out
+
+
+def copy_index(irreps: o3.Irreps, groups: int) -> torch.Tensor:
+    """(dim,) group (e.g. attention head) of each component: copy ``u`` of a ``mul`` chunk -> ``u * groups // mul``."""
+    idx = []
+    for mul, ir in irreps:
+        for u in range(mul):
+            idx.extend([u * groups // mul] * ir.dim)
+    return torch.tensor(idx, dtype=torch.int64)
+
+
+class EquivariantLayerNorm(nn.Module):
+    """Layer norm per irreps chunk: even scalars centred and scaled (with bias), other irreps divided by
+    the root mean square of their components over the chunk; learned per-copy scale. Irreps in = out."""
+
+    def __init__(self, irreps: str | o3.Irreps, eps: float = 1e-6):
+        super().__init__()
+        self.irreps = o3.Irreps(irreps)
+        self.eps = eps
+        self.chunks = irreps_chunks(self.irreps)
+        self.sizes = [mul * d for _, mul, d, _ in self.chunks]
+        self.weight = nn.Parameter(torch.ones(self.irreps.num_irreps))
+        n_bias = sum(mul for mul, ir in self.irreps if ir.l == 0 and ir.p == 1)
+        self.bias = nn.Parameter(torch.zeros(n_bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, w0, b0 = [], 0, 0
+        # torch.split: one gradient concatenation in backward instead of a zero-filled full tensor per slice
+        for part, (start, mul, d, ir) in zip(torch.split(x, self.sizes, dim=1), self.chunks):
+            xc = part.reshape(-1, mul, d)
+            scalar = ir.l == 0 and ir.p == 1
+            if scalar:
+                xc = xc - xc.mean(dim=1, keepdim=True)
+            xc = xc * torch.rsqrt(xc.pow(2).mean(dim=(1, 2), keepdim=True) + self.eps)
+            xc = xc * self.weight[w0:w0 + mul][None, :, None]
+            w0 += mul
+            if scalar:
+                xc = xc + self.bias[b0:b0 + mul][None, :, None]
+                b0 += mul
+            out.append(xc.reshape(-1, mul * d))
+        return torch.cat(out, dim=1)
+
+
+class GatedFFN(nn.Module):
+    """Linear -> gate (SiLU on scalars, sigmoid gates on l > 0) -> Linear. Irreps in = out."""
+
+    def __init__(self, irreps: str | o3.Irreps, scalar_mult: int = 2):
+        super().__init__()
+        irreps = o3.Irreps(irreps)
+        self.irreps = irreps
+        scalars = o3.Irreps([(mul * scalar_mult, ir) for mul, ir in irreps if ir.l == 0])
+        gated = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
+        gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
+        acts = [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars]
+        self.gate = Gate(scalars, acts, gates, [torch.sigmoid] * len(gates), gated)
+        self.lin1 = IrrepsLinear(irreps, self.gate.irreps_in, biases=True)
+        self.lin2 = IrrepsLinear(self.gate.irreps_out, irreps, biases=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(self.gate(self.lin1(x)))
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """``out[index[k]] += src[k]`` along dim 0."""
+    return src.new_zeros((n,) + src.shape[1:]).index_add(0, index, src)
+
+
+def scatter_softmax(logits: torch.Tensor, index: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax of (E, H) logits over the edges sharing ``index``; masked edges get weight 0."""
+    if mask is not None:
+        logits = logits.masked_fill(~mask[:, None], float("-inf"))
+    mx = logits.new_full((n, logits.shape[1]), float("-inf"))
+    mx = mx.scatter_reduce(0, index[:, None].expand_as(logits), logits, "amax", include_self=True)
+    mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx)).detach()
+    ex = torch.exp(logits - mx[index])
+    den = scatter_sum(ex, index, n)
+    return ex / (den[index] + torch.finfo(ex.dtype).tiny)
+
+
+def smooth_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``sqrt(sum x^2 + eps)`` over the last dim (differentiable at 0)."""
+    return torch.sqrt(x.pow(2).sum(dim=-1, keepdim=True) + eps)
+
+
+def fan_in_init(seq: nn.Sequential) -> nn.Sequential:
+    for m in seq:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=1.0 / math.sqrt(m.in_features))
+            nn.init.zeros_(m.bias)
+    return seq
+
+
+class IrrepsLinear(nn.Module):
+    """Equivariant linear map ``irreps_in -> irreps_out`` (copies of equal irrep mix; bias on 0e outputs).
+
+    Same function class and normalisation as ``e3nn.o3.Linear`` (weights ~ N(0, 1), scaled by
+    ``1/sqrt(fan_in)`` per output irrep type), written with ``torch.split`` + one einsum per chunk pair so
+    that the backward pass concatenates gradients once instead of zero-filling a full tensor per slice.
+    """
+
+    def __init__(self, irreps_in: str | o3.Irreps, irreps_out: str | o3.Irreps, biases: bool = False):
+        super().__init__()
+        self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
+        self.in_sizes = [mul * ir.dim for mul, ir in self.irreps_in]
+        self.paths: list[list[tuple[int, int, float]]] = []  # per output chunk: (input chunk, weight index, norm)
+        weights = []
+        for mul_out, ir_out in self.irreps_out:
+            fan_in = sum(mul for mul, ir in self.irreps_in if ir == ir_out)
+            paths = []
+            for i, (mul_in, ir_in) in enumerate(self.irreps_in):
+                if ir_in == ir_out:
+                    paths.append((i, len(weights), fan_in ** -0.5))
+                    weights.append(nn.Parameter(torch.randn(mul_in, mul_out)))
+            self.paths.append(paths)
+        self.weights = nn.ParameterList(weights)
+        self.bias_slots = [k for k, (mul, ir) in enumerate(self.irreps_out) if biases and ir.l == 0 and ir.p == 1]
+        self.biases = nn.ParameterList([nn.Parameter(torch.zeros(self.irreps_out[k].mul)) for k in self.bias_slots])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        ins = [p.reshape(n, mul, ir.dim) for p, (mul, ir) in zip(torch.split(x, self.in_sizes, dim=1), self.irreps_in)]
+        outs = []
+        bias = dict(zip(self.bias_slots, self.biases))
+        for k, ((mul, ir), paths) in enumerate(zip(self.irreps_out, self.paths)):
+            acc = None
+            for i, w, norm in paths:
+                term = torch.einsum("nud,uv->nvd", ins[i], self.weights[w] * norm)
+                acc = term if acc is None else acc + term
+            if acc is None:
+                acc = x.new_zeros(n, mul, ir.dim)
+            if k in bias:
+                acc = acc + bias[k][None, :, None]
+            outs.append(acc.reshape(n, mul * ir.dim))
+        return torch.cat(outs, dim=1)

@@ -1,0 +1,124 @@
+"""Packed blocks <-> per-edge irreps (the model's input and output layers) and the product readout.
+
+:class:`BlockCodec` moves between a batch's packed H layout (``h0``/``delta``) and the fixed-width,
+zero-padded per-edge irreps vector of a :class:`nextham.basis.irreps.SlotLayout` — one gather, one small
+matmul per (l1, l2) type, one scatter; no loop over edges or orbitals.
+
+:class:`ProductReadout` maps hidden features to the output irreps. Output irreps (up to ``L = 2 l_max`` of
+the basis, both parities, spin-coupled J) are generally not all present in the hidden irreps, so the
+readout adds tensor-product stages ``S_{k+1} = S_k (x) S_0`` until every output type is reachable.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from ..basis.irreps import SlotLayout, pair_irreps
+from .layers import IrrepsLinear
+
+
+class BlockCodec(nn.Module):
+    """Packed blocks <-> (E_r, layout.dim) irreps, for the groups of a :class:`GraphBatch`."""
+
+    def __init__(self, layout: SlotLayout):
+        super().__init__()
+        self.layout = layout
+        for l1, l2 in layout.groups:
+            self.register_buffer(f"W_{l1}_{l2}", torch.as_tensor(pair_irreps(l1, l2, layout.spinful).matrix,
+                                                                   dtype=torch.get_default_dtype()), persistent=False)
+
+    def matrix(self, group: tuple[int, int]) -> torch.Tensor:
+        return getattr(self, f"W_{group[0]}_{group[1]}")
+
+    def columns(self, group, pg) -> torch.Tensor:
+        """(P, pair dim) flat positions in the (E_r * dim) feature array."""
+        if group not in self.layout.columns:
+            raise ValueError(f"shell pair {group} is outside the model's basis layout {self.layout.groups}")
+        return pg.edge[:, None] * self.layout.dim + self.layout.slot_columns(group, pg.z1, pg.z2)
+
+    def _real(self, values: torch.Tensor, dtype) -> torch.Tensor:
+        """(P, rows, cols) -> (P, n_real) in the model dtype (real, imag concatenated if complex)."""
+        flat = values.reshape(values.shape[0], -1)
+        if flat.is_complex():
+            flat = torch.cat([flat.real, flat.imag], dim=1)
+        return flat.to(dtype)
+
+    def encode(self, batch, packed: torch.Tensor, n_edges: int, dtype: torch.dtype) -> torch.Tensor:
+        """Packed H-like values (K,) -> (n_edges, dim) padded irreps (zero where a slot is absent)."""
+        out = torch.zeros(n_edges * self.layout.dim, dtype=dtype, device=packed.device)
+        for g, pg in batch.pairs.items():
+            vals = self._real(packed[pg.index], dtype) @ self.matrix(g)
+            out = out.index_put((self.columns(g, pg).reshape(-1),), vals.reshape(-1))
+        return out.view(n_edges, self.layout.dim)
+
+    def decode(self, batch, features: torch.Tensor) -> torch.Tensor:
+        """(E_r, dim) irreps -> packed blocks (K,) in ``batch.h0``'s layout (complex if spinful)."""
+        flat = features.reshape(-1)
+        parts = []
+        for g in sorted(batch.pairs):
+            pg = batch.pairs[g]
+            vals = flat[self.columns(g, pg)] @ self.matrix(g).T  # (P, n_real)
+            if self.layout.spinful:
+                h = vals.shape[1] // 2
+                vals = torch.complex(vals[:, :h], vals[:, h:])
+            parts.append(vals.reshape(-1))
+        return torch.cat(parts)[batch.pair_perm]
+
+    def pair_sums(self, batch, packed: torch.Tensor) -> torch.Tensor:
+        """Per shell-pair instance ``sum |B|^2`` (all spin blocks), in sorted-group order: (T,)."""
+        return torch.cat([packed[batch.pairs[g].index].abs().pow(2).reshape(len(batch.pairs[g].edge), -1).sum(1)
+                          for g in sorted(batch.pairs)])
+
+    def pair_slots(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(record edge, global slot id) of every shell-pair instance, sorted-group order."""
+        edges, slots = [], []
+        for g in sorted(batch.pairs):
+            pg = batch.pairs[g]
+            edges.append(pg.edge)
+            slots.append(self.layout.slot_offset[g] + pg.z1 * self.layout.n_zeta[g[1]] + pg.z2)
+        return torch.cat(edges), torch.cat(slots)
+
+
+class ProductReadout(nn.Module):
+    """hidden irreps -> ``irreps_out``; types missing from ``hidden`` come from tensor-product stages."""
+
+    def __init__(self, hidden: str | o3.Irreps, irreps_out: str | o3.Irreps, mul: int, max_stages: int = 4):
+        super().__init__()
+        H, out = o3.Irreps(hidden), o3.Irreps(irreps_out)
+        targets = {ir for _, ir in out}
+        have = {ir for _, ir in H}
+        lmax = max(ir.l for ir in targets)
+        self.pre = None
+        self.stages = nn.ModuleList()
+        collected = [H]
+        if not targets <= have:
+            r0 = o3.Irreps([(mul, ir) for _, ir in H])
+            self.pre = IrrepsLinear(H, r0)
+            cur = r0
+            for _ in range(max_stages):
+                reach = {ir for _, a in cur for _, b in r0 for ir in a * b}
+                missing = targets - have
+                want = missing if missing <= reach else {ir for ir in reach if ir.l <= lmax}
+                nxt = o3.Irreps([(mul, ir) for ir in sorted(want)])
+                self.stages.append(o3.FullyConnectedTensorProduct(cur, r0, nxt))
+                collected.append(nxt)
+                have |= want
+                cur = nxt
+                if targets <= have:
+                    break
+            if not targets <= have:
+                raise ValueError(f"output irreps {sorted(targets - have)} cannot be reached from hidden irreps {H}")
+        self.irreps_cat = sum(collected[1:], collected[0]) if len(collected) > 1 else collected[0]
+        self.post = IrrepsLinear(self.irreps_cat, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        if self.pre is not None:
+            r0 = self.pre(x)
+            cur = r0
+            for tp in self.stages:
+                cur = tp(cur, r0)
+                feats.append(cur)
+        return self.post(torch.cat(feats, dim=1))

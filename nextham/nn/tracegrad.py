@@ -1,0 +1,73 @@
+"""TraceGrad: an invariant of unrestricted non-linearity whose gradient is an equivariant update.
+
+``z = MLP(I(f))`` with ``I(f)`` the invariant (0e) part of ``f (x) f``: for every irreps chunk
+``mul x (l, p)`` the Gram matrix ``G_uv = sum_m f_um f_vm / sqrt(2l+1)`` (upper triangle). Since ``z`` is
+invariant, ``v = d(sum z)/df`` is exactly equivariant (autograd, ``create_graph`` while training), and the
+features are updated as ``f <- f + alpha (|f| / |v|) v``. ``z`` feeds the trace head.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from .layers import irreps_chunks, mlp, smooth_norm
+
+
+class TraceGrad(nn.Module):
+    """Irreps in = out (``irreps``); returns ``(f_new, z)``, ``z`` of shape (n, z_dim).
+
+    ``update=False`` only computes ``z`` (ablation "no TraceGrad" with the trace head kept).
+    """
+
+    def __init__(self, irreps: str | o3.Irreps, z_dim: int, hidden: int, alpha: float = 0.2,
+                 learn_alpha: bool = False, update: bool = True, eps: float = 1e-12):
+        super().__init__()
+        self.irreps = o3.Irreps(irreps)
+        self.update = update
+        self.eps = eps
+        self.chunks = irreps_chunks(self.irreps)
+        self._triu = []
+        n_inv = 0
+        for k, (_, mul, _, _) in enumerate(self.chunks):
+            iu = torch.triu_indices(mul, mul)
+            self.register_buffer(f"triu_{k}", iu[0] * mul + iu[1], persistent=False)
+            n_inv += iu.shape[1]
+        self.n_invariants = n_inv
+        self.mlp = mlp([n_inv, hidden, hidden, z_dim])
+        a = torch.tensor(float(alpha))
+        if learn_alpha:
+            self.alpha = nn.Parameter(a)
+        else:
+            self.register_buffer("alpha", a)
+
+    def invariants(self, f: torch.Tensor) -> torch.Tensor:
+        """(n, n_invariants): upper triangles of the per-chunk Gram matrices."""
+        out = []
+        parts = torch.split(f, [mul * d for _, mul, d, _ in self.chunks], dim=1)
+        for k, (part, (_, mul, d, _)) in enumerate(zip(parts, self.chunks)):
+            fc = part.reshape(-1, mul, d)
+            gram = torch.einsum("num,nvm->nuv", fc, fc).reshape(-1, mul * mul) / d ** 0.5
+            out.append(gram[:, getattr(self, f"triu_{k}")])
+        return torch.cat(out, dim=1)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outer = torch.is_grad_enabled()
+        with torch.enable_grad():
+            src = f if (outer and f.requires_grad) else f.detach().requires_grad_(True)
+            z = self.mlp(self.invariants(src))
+            if not self.update:
+                return f, (z if outer else z.detach())
+            (v,) = torch.autograd.grad(z.sum(), src, create_graph=outer)
+        if not outer:
+            z = z.detach()
+        scale = self.alpha * smooth_norm(f, self.eps) / smooth_norm(v, self.eps)
+        return f + scale * v, z
+
+    def gradient(self, f: torch.Tensor) -> torch.Tensor:
+        """``v = d(sum z)/df`` alone (for tests)."""
+        with torch.enable_grad():
+            src = f.detach().requires_grad_(True)
+            (v,) = torch.autograd.grad(self.mlp(self.invariants(src)).sum(), src)
+        return v
