@@ -1,29 +1,18 @@
-"""The `nextham` command: typer app assembling the thin sub-commands."""
+"""The `nextham` command: typer app assembling the thin sub-commands.
+
+Distributed training: ``torchrun --nproc-per-node N -m nextham.cli.main train CONFIG``.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import typer
 
-from . import convert, generate, physics
+from . import convert, demo, evaluate, generate, physics, predict, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="nextham: deep-learning DFT Hamiltonians of crystals from zeroth-step Hamiltonians.")
-physics.register(app)
-convert.register(app)
-generate.register(app)
-
-
-@app.command()
-def demo(out: Path = typer.Option(Path("demo_output"), "--out", help="output folder"),
-         builtin: bool = typer.Option(False, "--builtin", help="only the built-in analytic example")) -> None:
-    """The main job: the built-in Si example (bands + DOS)."""
-    from .demo_builtin import run_builtin_example
-
-    result = run_builtin_example(out / "builtin")
-    typer.echo(json.dumps(result, indent=2))
+for _module in (demo, physics, convert, generate, train, predict, evaluate):
+    _module.register(app)
 
 
 def main() -> None:  # pragma: no cover

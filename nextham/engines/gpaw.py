@@ -115,8 +115,14 @@ def _valence(path: Path) -> float:
 
 def available_elements(xc: str = "PBE", basis: str = "dzp") -> list[str]:
     """Elements with a PAW setup and a ``basis`` basis set, in order of Z."""
-    files = _setup_files(tuple(setup_paths()), xc, basis)
+    files = _setup_files(tuple(setup_paths()), xc, basis_file_name(basis))
     return sorted((s for s, v in files.items() if "" in v), key=lambda s: atomic_numbers[s])
+
+
+def basis_file_name(basis: str) -> str:
+    """The basis file a GPAW basis name reads: ``"szp(dzp)"`` (a reduction of the dzp set) -> ``"dzp"``."""
+    m = re.fullmatch(r"\s*\w+\((\w+)\)\s*", basis)
+    return m.group(1) if m else basis
 
 
 def choose_setups(symbols: list[str], policy: str = "semicore", xc: str = "PBE",
@@ -130,6 +136,7 @@ def choose_setups(symbols: list[str], policy: str = "semicore", xc: str = "PBE",
     Te (``Te.16``, 4d). ``policy="default"``: GPAW's defaults everywhere.
     Raises :class:`EngineInputError` for elements without a setup.
     """
+    basis = basis_file_name(basis)
     files = _setup_files(tuple(setup_paths()), xc, basis)
     missing = sorted({s for s in symbols if "" not in files.get(s, {})}, key=lambda s: atomic_numbers.get(s, 0))
     if missing:

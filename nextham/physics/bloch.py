@@ -1,9 +1,11 @@
 """Bloch sums ``H(k) = sum_R exp(+2 pi i k.R) H(R)`` for many k at once (CONVENTIONS.md).
 
 ``k`` in fractional reciprocal coordinates; ``R`` integer lattice translations of the column atom.
-The sum is computed as one sparse-dense product: the packed blocks are a sparse matrix
-``(n*n) x n_R`` (only stored block elements), multiplied by the phase matrix ``n_R x n_k``.
-Cost ``O(nnz * n_k)``; memory is bounded by chunking over k.
+The sum is one matrix product with the phase matrix ``n_R x n_k``: the packed blocks form a sparse
+matrix ``(n*n) x n_R`` (only stored block elements; cost ``O(nnz * n_k)``), or, where the blocks fill
+more than ``DENSE_FILL`` of the dense stack ``n_R x n*n`` and that stack fits in ``DENSE_MAX_BYTES``,
+a dense stack multiplied by the cosine and sine parts of the phases with two real BLAS products.
+Memory is bounded by chunking over k.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ import scipy.sparse as sp
 from ..blocks.record import StructureRecord
 
 
+DENSE_FILL = 0.25
+DENSE_MAX_BYTES = 1 << 30
+
+
 @dataclass(frozen=True)
 class BlochOperator:
-    """Precomputed sparse layout of one matrix of a record.
+    """Precomputed layout of one matrix of a record.
 
-    R_vectors : (n_R, 3) int64 unique translations; matrix : scipy CSR ``(dim*dim, n_R)``;
-    dim : matrix dimension (n spinless, 2n spinful).
+    R_vectors : (n_R, 3) int64 unique translations; matrix : scipy CSR ``(dim*dim, n_R)``, or a dense
+    array ``(n_R, dim*dim)`` (see module docstring); dim : matrix dimension (n spinless, 2n spinful).
     """
 
     R_vectors: np.ndarray
-    matrix: sp.csr_matrix
+    matrix: sp.csr_matrix | np.ndarray
     dim: int
 
     def __call__(self, kpts: np.ndarray, max_bytes: int = 1 << 28) -> np.ndarray:
@@ -34,8 +40,16 @@ class BlochOperator:
         chunk = max(1, int(max_bytes // (16 * self.dim * self.dim)))
         for start in range(0, len(kpts), chunk):
             k = kpts[start:start + chunk]
-            phases = np.exp(2j * np.pi * (self.R_vectors @ k.T))  # (n_R, n_k)
-            out[start:start + chunk] = (self.matrix @ phases).T.reshape(len(k), self.dim, self.dim)
+            arg = 2 * np.pi * (self.R_vectors @ k.T)  # (n_R, n_k)
+            if isinstance(self.matrix, np.ndarray):
+                block = out[start:start + chunk].reshape(len(k), -1)
+                if np.iscomplexobj(self.matrix):
+                    block[:] = np.exp(1j * arg).T @ self.matrix
+                else:
+                    block.real = np.cos(arg).T @ self.matrix
+                    block.imag = np.sin(arg).T @ self.matrix
+            else:
+                out[start:start + chunk] = (self.matrix @ np.exp(1j * arg)).T.reshape(len(k), self.dim, self.dim)
         return out
 
 
@@ -54,7 +68,13 @@ def bloch_operator(record: StructureRecord, name: str) -> BlochOperator:
     """Build the sparse Bloch operator of matrix ``name`` (reuse it for many k)."""
     rows, cols, r_index, R_vectors = packed_element_indices(record, name)
     dim = record.spin_factor(name) * record.n_orbitals
-    mat = sp.csr_matrix((record.blocks[name], (rows * dim + cols, r_index)), shape=(dim * dim, len(R_vectors)))
+    values = record.blocks[name]
+    stack_bytes = len(R_vectors) * dim * dim * values.itemsize
+    if values.size > DENSE_FILL * len(R_vectors) * dim * dim and stack_bytes <= DENSE_MAX_BYTES:
+        stack = np.zeros((len(R_vectors), dim * dim), values.dtype)
+        stack[r_index, rows * dim + cols] = values
+        return BlochOperator(R_vectors, stack, dim)
+    mat = sp.csr_matrix((values, (rows * dim + cols, r_index)), shape=(dim * dim, len(R_vectors)))
     return BlochOperator(R_vectors, mat, dim)
 
 

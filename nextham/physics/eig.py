@@ -4,6 +4,10 @@ Method (canonical orthogonalisation, Löwdin 1956): ``S = U diag(s) U^dagger``; 
 ``s < threshold`` (absolute, S is dimensionless) are dropped, the rest define ``X = U_keep diag(s_keep^-1/2)``; then ``X^dagger H X`` is diagonalised (ordinary Hermitian
 eigh) and ``C = X Y`` satisfies ``C^dagger S C = I``. Without dropped directions the spectrum is
 exactly that of the full problem. Batched over k with numpy's stacked ``eigh``.
+
+Matrices below ``SINGLE_THREAD_BELOW`` orbitals are diagonalised with one BLAS thread: on a loaded
+2-core machine a multithreaded OpenBLAS ``eigh`` of a 200x200 matrix was measured 170x slower
+(3.3 s against 0.019 s) than the single-threaded one, and batching over k is the better parallelism.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+SINGLE_THREAD_BELOW = 400
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,14 @@ def solve_generalized(Hk: np.ndarray, Sk: np.ndarray | None = None, threshold: f
         returned per k and a warning says how many.
     vectors : also return eigenvectors ``C`` with ``C^dagger S C = I``.
     """
+    n_orb = np.shape(Hk)[-1]
+    if n_orb < SINGLE_THREAD_BELOW:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _solve(Hk, Sk, threshold, vectors, warn)
+    return _solve(Hk, Sk, threshold, vectors, warn)
+
+
+def _solve(Hk, Sk, threshold: float, vectors: bool, warn: bool) -> EigenResult:
     H = np.asarray(Hk)
     single = H.ndim == 2
     H = H[None] if single else H
@@ -74,7 +89,7 @@ def solve_generalized(Hk: np.ndarray, Sk: np.ndarray | None = None, threshold: f
             if warn:
                 warnings.warn(f"ill-conditioned overlap: dropped {int(dropped.max())} S eigenvalue(s) "
                               f"below {threshold:g} at {int((dropped > 0).sum())} of {len(H)} k-points",
-                              stacklevel=2)
+                              stacklevel=3)
     if single:
         return EigenResult(eps[0], None if C is None else C[0], dropped[:1])
     return EigenResult(eps, C, dropped)

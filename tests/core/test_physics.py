@@ -179,3 +179,16 @@ def test_dos_and_fermi_level():
     grid = np.linspace(-20, 20, 8001)
     dos = gaussian_dos(eps, grid, sigma=0.1)
     assert abs(np.trapezoid(dos, grid) - 2 * 10) < 1e-6  # 10 orbitals x 2 spins
+
+
+@pytest.mark.parametrize("fill", [0.0, 2.0], ids=["dense-stack", "sparse"])
+def test_bloch_dense_and_sparse_paths_agree(monkeypatch, fill):
+    import nextham.physics.bloch as bloch
+
+    monkeypatch.setattr(bloch, "DENSE_FILL", fill)
+    for spinful in (False, True):
+        rec = random_two_centre_model(1).record(random_crystal(5, n_atoms=2), spinful=spinful)
+        op = bloch.bloch_operator(rec, "H")
+        assert isinstance(op.matrix, np.ndarray) == (fill == 0.0)
+        k = np.random.default_rng(3).random((5, 3))
+        assert np.max(np.abs(op(k, max_bytes=3 * 16 * op.dim**2) - bloch_sum_loop(rec, "H", k))) < 1e-12

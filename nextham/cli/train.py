@@ -1,0 +1,52 @@
+"""`nextham train CONFIG [key=value ...]`: train a model (single process or under torchrun)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import clear_errors, register_user_error
+
+
+def register(app: typer.Typer) -> None:
+    from ..train.checkpoint import CheckpointError
+    from ..train.config import ConfigError
+    from ..train.data import DatasetError
+    from ..train.loop import TrainingDiverged
+
+    for exc in (ConfigError, DatasetError, CheckpointError, TrainingDiverged):
+        register_user_error(exc)
+
+    @app.command()
+    @clear_errors
+    def train(config: Path = typer.Argument(..., help="training config (YAML)"),
+              overrides: Optional[List[str]] = typer.Argument(None, help="dotted overrides, e.g. optim.lr=1e-3"),
+              resume: str = typer.Option("auto", "--resume", help="auto (resume <out_dir>/last.pt if present), "
+                                                                    "never, or a checkpoint path"),
+              print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit")) -> None:
+        """Train on a dataset. Distributed: `torchrun --nproc-per-node N -m nextham.cli.main train CONFIG`.
+
+        Writes <out_dir>/last.pt (resumable), best.pt, model.pt, metrics.csv, config.yaml. Rerunning the
+        same command after an interruption resumes exactly where it stopped.
+        """
+        from ..train.config import TrainConfig
+        from ..train.distributed import cleanup_distributed
+        from ..train.loop import Trainer, TrainingInterrupted
+
+        cfg = TrainConfig.from_yaml(config, overrides or [])
+        if print_config:
+            typer.echo(cfg.to_yaml())
+            return
+        try:
+            trainer = Trainer(cfg, resume=resume)
+            metrics = trainer.fit()
+        except TrainingInterrupted as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(130) from None
+        finally:
+            cleanup_distributed()
+        if metrics and trainer.dist.is_main:
+            typer.echo(f"done: {Path(cfg.run.out_dir) / 'model.pt'}; last epoch: " +
+                       ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))

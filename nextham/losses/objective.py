@@ -1,0 +1,141 @@
+"""The training objective: real-space + k-space (P, Q, PQ) + trace, on a batch of structures.
+
+``total_H = lambda_R L_R + lambda_P L_P + lambda_Q L_Q + lambda_PQ L_PQ`` (reference weights 0.99955,
+2e-4, 1e-4, 1.5e-4), averaged over the structures of the batch, then the trace term is mixed in with its
+adaptive scale (:mod:`nextham.losses.trace`).
+
+The random k-points of a structure are drawn from a generator seeded by ``(seed, epoch, structure
+key)``, so a run is reproducible, resumes exactly and gives the same k-points whatever the number of
+processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .layout import overlap_like_h, packed_layout
+from .real_space import real_space_loss
+from .reciprocal import dft_eigensystems, reciprocal_loss, sample_kpoints
+from .trace import combine_with_trace, trace_loss
+
+
+@dataclass
+class ObjectiveSettings:
+    """Loss settings (mirrors ``nextham.train.config.LossConfig``)."""
+
+    kind: str = "l1"
+    shift: str = "auto"
+    weight_real: float = 0.99955
+    reciprocal: bool = True
+    weight_p: float = 2e-4
+    weight_q: float = 1e-4
+    weight_pq: float = 1.5e-4
+    n_k: int = 1
+    k_mesh: tuple[int, int, int] = (4, 4, 4)
+    window_eV: float = 10.0
+    overlap_threshold: float = 1e-6
+    trace: bool = True
+    trace_weight: float = 0.2
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "ObjectiveSettings":
+        return cls(kind=cfg.kind, shift=cfg.shift, weight_real=cfg.weight_real, reciprocal=cfg.reciprocal.enabled,
+                   weight_p=cfg.reciprocal.weight_p, weight_q=cfg.reciprocal.weight_q,
+                   weight_pq=cfg.reciprocal.weight_pq, n_k=cfg.reciprocal.n_k,
+                   k_mesh=tuple(cfg.reciprocal.k_mesh), window_eV=cfg.reciprocal.window_eV,
+                   overlap_threshold=cfg.reciprocal.overlap_threshold, trace=cfg.trace.enabled,
+                   trace_weight=cfg.trace.weight)
+
+
+@dataclass
+class LossResult:
+    total: torch.Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+    mu: list[float] = field(default_factory=list)
+
+
+def segments_of(records: Sequence[Any], name: str) -> list[int]:
+    """Offsets of each record's packed ``name`` in a concatenation over ``records``."""
+    sizes = [int(r.block_offsets(name)[-1]) for r in records]
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+
+
+def kpoint_generator(seed: int, epoch: int, key: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed((int(seed) * 1_000_003 + int(epoch) * 7_919 + int(key) * 104_729) % (2 ** 63 - 1))
+    return g
+
+
+class Objective:
+    """Callable objective: ``objective(hamiltonian, batch, keys, epoch, output) -> LossResult``.
+
+    ``hamiltonian`` is the packed predicted H of the batch (layout of ``batch.h0``); ``batch`` carries
+    ``records``, ``h_target`` and ``overlap`` (packed spinless S, concatenated); ``keys`` identify the
+    structures (dataset indices) for the k-point draw.
+    """
+
+    def __init__(self, settings: ObjectiveSettings, seed: int = 0, trace_target_fn=None):
+        self.s = settings
+        self.seed = seed
+        # trace_target_fn(batch, packed dH) -> per-shell-pair tr(dH dH^dagger), laid out like trace_pred.
+        # With it the trace target is computed from the gauge-aligned target H + mu S (as the reference
+        # code does); without it the model's own trace_target (from H - H0) is used.
+        self.trace_target_fn = trace_target_fn
+
+    def __call__(self, hamiltonian: torch.Tensor, batch: Any, keys: Sequence[int], epoch: int = 0,
+                 output: Any = None, allreduce=None) -> LossResult:
+        s = self.s
+        records = batch.records
+        h_seg = segments_of(records, "H0")
+        s_seg = segments_of(records, "S")
+        target = batch.h_target
+        if target is None:
+            raise ValueError("the batch has no target Hamiltonian (records without H cannot be trained on)")
+        overlap = batch.overlap
+        layouts = [packed_layout(r) for r in records]
+        s_h = torch.cat([overlap_like_h(lay, overlap[a:b]) for lay, a, b in zip(layouts, s_seg[:-1], s_seg[1:])])
+        if hamiltonian.is_complex() and not s_h.is_complex():
+            s_h = s_h.to(hamiltonian.dtype)
+        l_real, mu = real_space_loss(hamiltonian, target, s_h, h_seg, kind=s.kind, shift=s.shift)
+        total_h = s.weight_real * l_real
+        parts = {"loss_real": float(l_real.detach())}
+        if s.reciprocal:
+            tp = tq = tpq = hamiltonian.real.new_zeros(())
+            for n, (rec, lay) in enumerate(zip(records, layouts)):
+                g = kpoint_generator(self.seed, epoch, keys[n])
+                kpts = sample_kpoints(s.n_k, g, s.k_mesh, rec.pbc)
+                a, b = h_seg[n], h_seg[n + 1]
+                if not bool(torch.isfinite(target[a:b]).all()):  # let the trainer's NaN guard report it
+                    tp = tp + float("nan")
+                    continue
+                eigs = dft_eigensystems(lay, target[a:b], overlap[s_seg[n]:s_seg[n + 1]], kpts, s.overlap_threshold)
+                terms = reciprocal_loss(hamiltonian[a:b], lay, eigs, kpts, rec.fermi_energy_eV, s.window_eV,
+                                        s.kind, (s.weight_p, s.weight_q, s.weight_pq), shift="none" if s.shift == "none" else "auto")
+                tp, tq, tpq = tp + terms.p, tq + terms.q, tpq + terms.pq
+            B = len(records)
+            tp, tq, tpq = tp / B, tq / B, tpq / B
+            total_h = total_h + tp + tq + tpq
+            parts.update(loss_p=float(tp.detach()), loss_q=float(tq.detach()), loss_pq=float(tpq.detach()))
+        total = total_h
+        parts["loss_h"] = float(total_h.detach())
+        if s.trace and output is not None and getattr(output, "trace_pred", None) is not None \
+                and getattr(output, "trace_target", None) is not None:
+            t_target = output.trace_target
+            if self.trace_target_fn is not None:
+                sizes = torch.tensor(np.diff(h_seg), device=s_h.device)
+                mu_e = torch.repeat_interleave(mu.to(s_h.device), sizes).to(s_h.real.dtype)
+                with torch.no_grad():
+                    t_target = self.trace_target_fn(batch, target + mu_e * s_h - batch.h0)
+            lt = trace_loss(output.trace_pred, t_target, s.kind)
+            ratio = None
+            if allreduce is not None:  # same adaptive scale on every rank
+                vals = allreduce(torch.stack([total_h.detach(), lt.detach()]).to(torch.float64))
+                ratio = (vals[0] / vals[1].clamp_min(1e-300)).to(lt.dtype)
+            total = combine_with_trace(total_h, lt, s.trace_weight, ratio)
+            parts["loss_trace"] = float(lt.detach())
+        parts["loss"] = float(total.detach())
+        return LossResult(total=total, parts=parts, mu=[float(m) for m in mu])

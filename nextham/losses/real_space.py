@@ -1,0 +1,102 @@
+"""Real-space loss on H(R) against the gauge-aligned target ``H + mu S``.
+
+``H`` and ``H + mu S`` describe the same physics (CONVENTIONS.md), so each structure's target is
+shifted by the ``mu`` that minimises the loss, solved in closed form every step:
+
+* MSE: ``mu* = Re sum (H_pred - H) conj(S) / sum |S|^2`` (the least-squares shift of CONVENTIONS.md);
+* L1 (on real and imaginary parts): ``sum_k |Re d_k - mu s_k| + |Im d_k|`` with ``d = H_pred - H`` is
+  minimised by the *weighted median* of ``Re d_k / s_k`` with weights ``|s_k|`` (over ``s_k != 0``).
+
+``mu`` is treated as a constant in the backward pass: it is a minimiser, so the derivative of the
+loss with respect to it vanishes (exactly for MSE; for L1 as a subgradient), and detaching it gives the
+same gradient as differentiating through it.
+
+Reduction: mean over a structure's compared elements (real and imaginary parts summed per element for
+L1, ``|d|^2`` for MSE), then mean over structures, so that a distributed run with equal per-rank
+batches averages to exactly the loss of the whole global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+LOSS_KINDS = ("l1", "mse")
+SHIFT_MODES = ("auto", "lsq", "median", "none")
+
+
+def weighted_median(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """A minimiser of ``sum_k w_k |x_k - m|`` (w >= 0): the lower weighted median of ``values``."""
+    if values.numel() == 0:
+        return values.new_zeros(())
+    order = torch.argsort(values)
+    v, w = values[order], weights[order]
+    cw = torch.cumsum(w, 0)
+    half = 0.5 * cw[-1]
+    idx = torch.searchsorted(cw, half.reshape(1)).clamp(max=v.numel() - 1)
+    return v[idx[0]]
+
+
+def optimal_mu(diff: torch.Tensor, overlap: torch.Tensor, kind: str = "l1", shift: str = "auto") -> torch.Tensor:
+    """Closed-form shift ``mu`` (detached scalar) of ``diff = H_pred - H`` against ``overlap`` (same layout).
+
+    ``shift``: "auto" (the exact minimiser of the ``kind`` loss), "lsq" (least squares), "median"
+    (L1 minimiser), "none" (0).
+    """
+    if shift not in SHIFT_MODES:
+        raise ValueError(f"unknown shift mode {shift!r} (expected one of {SHIFT_MODES})")
+    diff = diff.detach()
+    overlap = overlap.detach()
+    s = overlap.real if overlap.is_complex() else overlap
+    if shift == "none":
+        return s.new_zeros(())
+    mode = {"l1": "median", "mse": "lsq"}[kind] if shift == "auto" else shift
+    d = diff.real if diff.is_complex() else diff
+    if mode == "lsq":
+        den = (s * s).sum()
+        return torch.where(den > 0, (d * s).sum() / den.clamp_min(torch.finfo(s.dtype).tiny), s.new_zeros(()))
+    nz = s != 0
+    return weighted_median(d[nz] / s[nz], s[nz].abs())
+
+
+def elementwise(diff: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-element penalty: ``|Re| + |Im|`` (L1) or ``|d|^2`` (MSE)."""
+    if kind == "l1":
+        return diff.real.abs() + diff.imag.abs() if diff.is_complex() else diff.abs()
+    if kind == "mse":
+        return diff.real ** 2 + diff.imag ** 2 if diff.is_complex() else diff ** 2
+    raise ValueError(f"unknown loss kind {kind!r} (expected one of {LOSS_KINDS})")
+
+
+def real_space_loss(pred: torch.Tensor, target: torch.Tensor, overlap: torch.Tensor,
+                    segments: Sequence[int] | torch.Tensor, kind: str = "l1", shift: str = "auto",
+                    mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauge-aligned real-space loss of a batch.
+
+    Parameters
+    ----------
+    pred, target : packed ``H`` of all structures, concatenated (real, or complex spin-major).
+    overlap : packed overlap in the same layout (``S (x) I2`` for spinful; see
+        :func:`nextham.losses.layout.overlap_like_h`).
+    segments : (B+1,) offsets of each structure in the packed arrays.
+    mask : optional bool (nnz,) of compared elements.
+
+    Returns
+    -------
+    loss : scalar, mean over structures of the per-structure mean penalty.
+    mu : (B,) the shift of each structure (eV), detached.
+    """
+    seg = [int(x) for x in segments]
+    losses, mus = [], []
+    for a, b in zip(seg[:-1], seg[1:]):
+        p, t, s = pred[a:b], target[a:b], overlap[a:b]
+        if mask is not None:
+            m = mask[a:b]
+            p, t, s = p[m], t[m], s[m]
+        d = p - t
+        mu = optimal_mu(d, s, kind, shift)
+        pen = elementwise(d - mu * s, kind)
+        losses.append(pen.mean() if pen.numel() else pen.sum())
+        mus.append(mu)
+    return torch.stack(losses).mean(), torch.stack(mus)

@@ -1,0 +1,183 @@
+"""Datasets for training: random access to records, and the train/val/test split stored beside them.
+
+A dataset is either a nextham dataset store (one HDF5 file, ``nextham.data.store``) or a folder of
+record files (``*.h5`` written by :func:`nextham.blocks.h5io.write_record`), or records in memory.
+The split lives beside the data: ``<dataset>.splits.json`` for a file, ``<folder>/splits.json`` for a
+folder. It is created once (seeded) and then reused, so every run, evaluation and resumed job sees the
+same split; checkpoints carry a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ..blocks.h5io import read_record
+from ..blocks.record import StructureRecord
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be opened or its split does not match it."""
+
+
+class RecordSource(Protocol):
+    path: Path | None
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> StructureRecord: ...
+
+
+class ListSource:
+    """Records held in memory."""
+
+    def __init__(self, records: Sequence[StructureRecord], path: str | os.PathLike | None = None):
+        self.records = list(records)
+        self.path = Path(path) if path is not None else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> StructureRecord:
+        return self.records[index]
+
+
+class FolderSource:
+    """A folder of record files, sorted by name."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.files = sorted(p for p in self.path.glob("*.h5"))
+        if not self.files:
+            raise DatasetError(f"{self.path}: no record files (*.h5) in this folder")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> StructureRecord:
+        return read_record(self.files[index])
+
+
+class StoreSource:
+    """A nextham dataset store file (issue 5), opened lazily per process (safe with DataLoader workers)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._store = None
+        self._n = len(self._open())
+
+    def _open(self):
+        if self._store is None:
+            from ..data import store as store_mod  # noqa: WPS433 (optional dependency on issue 5)
+
+            opener = getattr(store_mod, "open_store", None) or getattr(store_mod, "DatasetStore", None)
+            if opener is None:
+                raise DatasetError("nextham.data.store provides neither open_store nor DatasetStore")
+            self._store = opener(self.path) if opener.__name__ == "open_store" else opener(self.path, mode="r")
+        return self._store
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: int) -> StructureRecord:
+        return self._open()[index]
+
+    def __getstate__(self):
+        return {"path": self.path, "_store": None, "_n": self._n}
+
+
+def open_dataset(path: str | os.PathLike) -> RecordSource:
+    """Open a dataset store file or a folder of record files."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such dataset (generate one with `nextham generate`)")
+    if path.is_dir():
+        return FolderSource(path)
+    import h5py
+
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") == "nextham-record":
+                return ListSource([read_record(path)], path)
+        raise DatasetError(f"{path}: an HDF5 file that is not a nextham record; datasets are LMDB stores made by "
+                           f"`nextham generate` or folders of record files")
+    try:
+        return StoreSource(path)
+    except ImportError:
+        raise DatasetError(f"{path}: reading dataset stores needs nextham.data.store, which is not installed") from None
+
+
+def splits_path(source: RecordSource) -> Path | None:
+    if source.path is None:
+        return None
+    p = Path(source.path)
+    return p / "splits.json" if p.is_dir() else p.with_name(p.name + ".splits.json")
+
+
+def make_splits(n: int, train: float, val: float, test: float, seed: int) -> dict[str, list[int]]:
+    """Seeded random split of ``range(n)``; every non-empty fraction gets at least one structure when n allows."""
+    perm = np.random.default_rng(seed).permutation(n).tolist()
+    n_val = int(round(val * n))
+    n_test = int(round(test * n))
+    if val > 0 and n_val == 0 and n >= 3:
+        n_val = 1
+    if test > 0 and n_test == 0 and n >= 3:
+        n_test = 1
+    n_train = n - n_val - n_test
+    if n_train <= 0:
+        raise DatasetError(f"dataset of {n} structures is too small for the split {train}/{val}/{test}")
+    return {"train": sorted(perm[:n_train]), "val": sorted(perm[n_train:n_train + n_val]),
+            "test": sorted(perm[n_train + n_val:])}
+
+
+def load_or_create_splits(source: RecordSource, train: float = 0.8, val: float = 0.1, test: float = 0.1,
+                          seed: int = 0, write: bool = True) -> dict[str, list[int]]:
+    """The split stored beside ``source``; created (and written when ``write``) if absent.
+
+    A stored split that refers to structures beyond the dataset is an error; structures appended after
+    the split was made are left out (with the count reported in the split's ``unassigned`` list).
+    """
+    n = len(source)
+    path = splits_path(source)
+    if path is not None and path.exists():
+        data = json.loads(path.read_text())
+        splits = {k: [int(i) for i in data[k]] for k in SPLIT_NAMES}
+        top = max((max(v) for v in splits.values() if v), default=-1)
+        if top >= n:
+            raise DatasetError(f"{path}: split refers to structure {top} but the dataset holds {n}; "
+                               f"delete the split file to make a new one")
+        n_old = int(data.get("n", top + 1))
+        if n > n_old:  # structures appended since: assign them with the stored fractions, keep the rest
+            fr = data.get("fractions", {"train": train, "val": val, "test": test})
+            rng = np.random.default_rng([int(data.get("seed", seed)), n_old])
+            for i in range(n_old, n):
+                k = rng.choice(3, p=np.array([fr["train"], fr["val"], fr["test"]]) / sum(fr.values()))
+                splits[SPLIT_NAMES[int(k)]].append(i)
+            if write:
+                atomic_write_text(path, json.dumps({**data, "n": n, **splits}, indent=1))
+        return splits
+    splits = make_splits(n, train, val, test, seed)
+    if write and path is not None:
+        payload = {"format": "nextham-splits", "format_version": 1, "n": n, "seed": seed,
+                   "fractions": {"train": train, "val": val, "test": test}, **splits}
+        atomic_write_text(path, json.dumps(payload, indent=1))
+    return splits
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,422 @@
+"""The training loop: Adam + warm-up + cosine, exact resume, NaN guard, CSV/TensorBoard, DDP.
+
+One :class:`Trainer` runs on every process of a ``torchrun`` job; rank 0 logs and writes checkpoints.
+
+Reproducibility and exact resume
+--------------------------------
+* The model is initialised from ``run.seed`` (the same on every rank; DDP also broadcasts rank 0).
+* The training order of epoch ``e`` is the permutation of a ``DistributedSampler`` seeded by
+  ``(run.seed, e)``; k-points are drawn from ``(run.seed, e, structure index)``; the learning rate is a
+  pure function of the global step. So the state to restore is: weights, Adam moments, the step
+  counters and the torch RNG (dropout, if any). ``last.pt`` is written at the end of every
+  ``run.checkpoint_every`` epochs and when the run is interrupted (SIGINT/SIGTERM, or
+  ``stop_after_steps``); a resumed run skips the batches of the interrupted epoch already done.
+* A global batch of ``B`` structures on ``W`` processes is ``B / W`` per process; losses are means
+  over structures, so ``W`` processes give the same gradients as one process with batch ``B``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from ..basis.orbitals import Basis
+from ..losses import Objective, ObjectiveSettings, overlap_like_h, packed_layout
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
+from .config import TrainConfig
+from .data import RecordSource, atomic_write_text, load_or_create_splits, open_dataset
+from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
+from .factory import DTYPES, batch_functions, build_model, model_hamiltonian
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients became NaN/inf."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """The run stopped early (signal or ``stop_after_steps``); ``last.pt`` holds the state to resume."""
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * t))
+
+
+class _Indexed(Dataset):
+    def __init__(self, source: RecordSource, indices: Sequence[int], build: Callable):
+        self.source, self.indices, self.build = source, list(indices), build
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, n: int):
+        key = self.indices[n]
+        return key, self.build(self.source[key])
+
+
+def _make_collate(collate: Callable):
+    def fn(items):
+        return [k for k, _ in items], collate([it for _, it in items])
+    return fn
+
+
+def dataset_basis(source: RecordSource, indices: Sequence[int]) -> tuple[Basis, bool]:
+    """Union of the bases of ``indices`` and the spin flag (which must be the same for all)."""
+    basis = getattr(source, "basis", None)
+    spin = getattr(source, "spinful", None)
+    if isinstance(basis, Basis) and spin is not None:
+        return basis, bool(spin)
+    out, spins = None, set()
+    for i in indices:
+        r = source[i]
+        out = r.basis if out is None else out.merged(r.basis)
+        spins.add(bool(r.spinful))
+    if len(spins) > 1:
+        raise ValueError("the dataset mixes spinful and spinless records; train them separately")
+    return out, spins.pop()
+
+
+def engine_of(record) -> dict:
+    """The engine name and settings that produced a record (for prediction with the same settings)."""
+    md = record.metadata or {}
+    name = md.get("engine")
+    if isinstance(name, dict):
+        return {"name": str(name.get("name", "")), "settings_json": json.dumps(name.get("settings", {}))}
+    return {"name": str(name or ""), "settings_json": json.dumps(md.get("settings", {}) or {})}
+
+
+@dataclass
+class _Meter:
+    sums: dict
+    n: int = 0
+
+    def add(self, parts: dict) -> None:
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.n += 1
+
+    def means(self) -> dict:
+        return {k: v / max(self.n, 1) for k, v in self.sums.items()}
+
+
+class Trainer:
+    """Train a model on a dataset according to a :class:`TrainConfig`.
+
+    ``source`` overrides ``config.data.path`` (records in memory for tests); ``resume``: "auto" resumes
+    from ``<out_dir>/last.pt`` when present, a path resumes from that file, "never" starts afresh.
+    """
+
+    def __init__(self, config: TrainConfig, source: RecordSource | None = None, resume: str = "auto",
+                 log: Callable[[str], None] | None = None):
+        self.cfg = config
+        self.dist, self.device = init_distributed(config.run.device)
+        if config.run.num_threads:
+            torch.set_num_threads(config.run.num_threads)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.out = Path(config.run.out_dir)
+        self.dtype = DTYPES[config.run.dtype]
+        self.source = source if source is not None else open_dataset(config.data.path)
+        sp = config.data.split
+        self.split = load_or_create_splits(self.source, sp.train, sp.val, sp.test, sp.seed, write=self.dist.is_main)
+        if config.data.limit:
+            self.split = {k: v[: config.data.limit] for k, v in self.split.items()}
+        all_idx = sorted(set(self.split["train"]) | set(self.split["val"]) | set(self.split["test"]))
+        self.basis, self.spinful = dataset_basis(self.source, all_idx)
+        self.engine = engine_of(self.source[self.split["train"][0]]) if self.split["train"] else {}
+        torch.manual_seed(config.run.seed)
+        m = config.model
+        self.model = build_model(m.kind, m.preset, m.overrides, self.basis, self.spinful, self.dtype).to(self.device)
+        self.build, self.collate = batch_functions(m.kind, config.data.cutoff, self.dtype)
+        o = config.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                          weight_decay=o.weight_decay)
+        if o.batch_size % self.dist.world_size:
+            raise ValueError(f"optim.batch_size={o.batch_size} is not divisible by the {self.dist.world_size} processes")
+        self.local_batch = o.batch_size // self.dist.world_size
+        codec = getattr(self.model, "codec", None)
+        trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
+        self.objective = Objective(ObjectiveSettings.from_config(config.loss), seed=config.run.seed,
+                                   trace_target_fn=trace_fn)
+        self.ddp_model = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # the trace head gets no gradient when the trace loss is off
+            unused = m.kind == "nextham" and not config.loss.trace.enabled
+            self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                 find_unused_parameters=unused)
+        self.train_set = _Indexed(self.source, self.split["train"], self.build)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                          shuffle=True, seed=config.run.seed, drop_last=False)
+        self.loader = DataLoader(self.train_set, batch_size=self.local_batch, sampler=self.sampler,
+                                 collate_fn=_make_collate(self.collate), num_workers=0)
+        self.steps_per_epoch = len(self.loader)
+        self.total_steps = self.steps_per_epoch * o.epochs
+        self.warmup_steps = int(round(o.warmup_epochs * self.steps_per_epoch))
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_val = math.inf
+        self.finished = False
+        self._stop = False
+        if resume != "never":
+            path = self.out / "last.pt" if resume == "auto" else Path(resume)
+            if path.exists():
+                self._restore(path)
+            elif resume != "auto":
+                raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self, with_optimizer: bool = True, metrics: dict | None = None) -> dict:
+        p = {"config": self.cfg.to_dict(), "basis": self.basis.to_json(), "spinful": self.spinful,
+             "versions": versions(), "split": {k: list(v) for k, v in self.split.items()},
+             "dataset": str(self.cfg.data.path), "engine": self.engine, "model": self.model.state_dict(),
+             "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                          "best_val": self.best_val, "finished": self.finished},
+             "metrics": dict(metrics or {})}
+        if with_optimizer:
+            p["optimizer"] = self.optimizer.state_dict()
+            p["rng"] = rng_state()
+        return p
+
+    def save(self, name: str = "last.pt", metrics: dict | None = None, with_optimizer: bool = True) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(self.out / name, self._payload(with_optimizer, metrics))
+
+    def _restore(self, path: Path) -> None:
+        ck = load_checkpoint(path, map_location="cpu")
+        if ck["basis"] != self.basis.to_json() or bool(ck["spinful"]) != self.spinful:
+            raise ValueError(f"{path}: checkpoint basis/spin does not match the dataset")
+        if {k: list(v) for k, v in ck["split"].items()} != {k: list(v) for k, v in self.split.items()}:
+            raise ValueError(f"{path}: checkpoint was trained on a different split of the dataset")
+        changed = _diff(ck["config"], self.cfg.to_dict())
+        if changed and self.dist.is_main:
+            self.log(f"resuming with a changed config: {', '.join(changed)}")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        pr = ck["progress"]
+        self.epoch, self.step_in_epoch, self.global_step = int(pr["epoch"]), int(pr["step_in_epoch"]), int(pr["global_step"])
+        self.best_val = float(pr["best_val"])
+        # a finished run given more epochs continues (the cosine schedule is stretched to the new length)
+        self.finished = self.epoch >= self.cfg.optim.epochs
+        set_rng_state(ck["rng"])
+        if self.dist.is_main:
+            self.log(f"resumed from {path}: epoch {self.epoch}, step {self.step_in_epoch}/{self.steps_per_epoch}")
+
+    # ------------------------------------------------------------------ one step
+    def _forward_loss(self, model, batch, keys, epoch, sync: bool = True):
+        out = model(batch)
+        h = model_hamiltonian(out, batch)
+        # sync: every rank runs this call (training steps), so collectives are safe
+        allreduce = (lambda t: all_reduce_mean(t, self.dist)) if self.dist.enabled and sync else None
+        return self.objective(h, batch, keys, epoch=epoch, output=out, allreduce=allreduce), h
+
+    def _check_finite(self, value: torch.Tensor, what: str, keys) -> None:
+        bad = torch.tensor([0.0 if bool(torch.isfinite(value).all()) else 1.0])
+        bad = all_reduce_sum(bad, self.dist)
+        if float(bad) > 0:
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise TrainingDiverged(
+                f"{what} became NaN/inf at epoch {self.epoch}, step {self.step_in_epoch} (global {self.global_step}), "
+                f"structures {list(keys)} on rank {self.dist.rank}, lr {lr:.3g}. The last good state is in "
+                f"{self.out / 'last.pt'}. Lower optim.lr, set optim.clip_grad_norm, use run.dtype=float64, or check "
+                f"those structures (non-finite or huge H/H0 values).")
+
+    def _train_step(self, keys, batch) -> dict:
+        lr = lr_at(self.global_step, self.total_steps, self.warmup_steps, self.cfg.optim.lr, self.cfg.optim.min_lr)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.ddp_model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        res, _ = self._forward_loss(self.ddp_model, batch, keys, self.epoch)
+        self._check_finite(res.total.detach(), "the loss", keys)
+        res.total.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = self.cfg.optim.clip_grad_norm
+        gnorm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))
+        self._check_finite(gnorm.detach().cpu(), "the gradient norm", keys)
+        self.optimizer.step()
+        return {**res.parts, "grad_norm": float(gnorm), "lr": lr}
+
+    # ------------------------------------------------------------------ validation
+    def evaluate_split(self, name: str = "val") -> dict:
+        """Mean loss and gauge MAE (meV) of the model and of H0 on a split (distributed over ranks)."""
+        idx = self.split[name][self.dist.rank::self.dist.world_size]
+        sums = torch.zeros(4, dtype=torch.float64)
+        self.model.eval()
+        for key in idx:
+            batch = self.collate([self.build(self.source[key])]).to(self.device)
+            res, h = self._forward_loss(self.model, batch, [key], epoch=0, sync=False)
+            rec = batch.records[0]
+            s_h = overlap_like_h(packed_layout(rec), batch.overlap).to(h.dtype)
+            sums += torch.tensor([res.parts["loss"], _gauge_mae(h.detach(), batch.h_target, s_h),
+                                  _gauge_mae(batch.h0, batch.h_target, s_h), 1.0], dtype=torch.float64)
+        sums = all_reduce_sum(sums, self.dist)
+        n = max(float(sums[3]), 1.0)
+        return {f"{name}_loss": float(sums[0]) / n, f"{name}_gauge_mae_meV": 1e3 * float(sums[1]) / n,
+                f"{name}_h0_gauge_mae_meV": 1e3 * float(sums[2]) / n, f"{name}_count": int(sums[3])}
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, stop_after_steps: int | None = None) -> dict:
+        """Train to ``optim.epochs``; returns the last epoch's metrics. ``stop_after_steps`` simulates an
+        interruption after that many steps of this call (state saved, :class:`TrainingInterrupted` raised)."""
+        if self.finished:
+            self.log(f"training already finished ({self.epoch} epochs in {self.out / 'last.pt'}); raise optim.epochs "
+                     f"to continue, or change run.out_dir to start afresh")
+            return {}
+        cfg = self.cfg
+        writer = self._open_logs()
+        old_handlers = self._install_signal_handlers()
+        steps_this_call = 0
+        metrics: dict = {}
+        try:
+            while self.epoch < cfg.optim.epochs:
+                self.sampler.set_epoch(self.epoch)
+                meter = _Meter({})
+                t0 = time.perf_counter()
+                skip = self.step_in_epoch
+                bar = self._progress(skip)
+                for n, (keys, batch) in enumerate(self.loader):
+                    if n < skip:
+                        continue
+                    batch = batch.to(self.device)
+                    parts = self._train_step(keys, batch)
+                    meter.add(parts)
+                    self.step_in_epoch += 1
+                    self.global_step += 1
+                    steps_this_call += 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{parts['loss']:.4g}", lr=f"{parts['lr']:.2e}")
+                    if self._stop or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
+                        if bar is not None:
+                            bar.close()
+                        self.save("last.pt")
+                        raise TrainingInterrupted(f"interrupted at epoch {self.epoch}, step {self.step_in_epoch}; "
+                                                  f"rerun the same command to resume from {self.out / 'last.pt'}")
+                if bar is not None:
+                    bar.close()
+                train = {f"train_{k}": v for k, v in meter.means().items()}
+                train = {k: float(all_reduce_mean(torch.tensor(v, dtype=torch.float64), self.dist)) for k, v in train.items()}
+                metrics = {"epoch": self.epoch + 1, "step": self.global_step, **train,
+                           "epoch_time_s": time.perf_counter() - t0}
+                if self.split["val"] and ((self.epoch + 1) % cfg.run.val_every == 0 or self.epoch + 1 == cfg.optim.epochs):
+                    metrics.update(self.evaluate_split("val"))
+                self.epoch += 1
+                self.step_in_epoch = 0
+                self.finished = self.epoch >= cfg.optim.epochs
+                val = metrics.get("val_gauge_mae_meV")
+                if val is not None and val < self.best_val:
+                    self.best_val = val
+                    self.save("best.pt", metrics, with_optimizer=False)
+                if self.epoch % cfg.run.checkpoint_every == 0 or self.finished:
+                    self.save("last.pt", metrics)
+                self._log_metrics(metrics, writer)
+            self.save("model.pt", metrics, with_optimizer=False)
+            return metrics
+        finally:
+            self._restore_signal_handlers(old_handlers)
+            if writer is not None:
+                writer.close()
+
+    # ------------------------------------------------------------------ logging helpers
+    def _progress(self, initial: int):
+        if not (self.cfg.run.progress and self.dist.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.steps_per_epoch, initial=initial, desc=f"epoch {self.epoch + 1}/{self.cfg.optim.epochs}",
+                    leave=False, dynamic_ncols=True, file=sys.stderr)
+
+    def _open_logs(self):
+        if not self.dist.is_main:
+            return None
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
+        if not self.cfg.run.tensorboard:
+            return None
+        try:
+            import tensorboard  # noqa: F401
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            if not getattr(Trainer, "_tb_warned", False):
+                self.log("tensorboard is not installed: metrics go to metrics.csv only "
+                         "(pip install tensorboard to get TensorBoard logs)")
+                Trainer._tb_warned = True
+            return None
+        return SummaryWriter(log_dir=str(self.out / "tensorboard"))
+
+    def _log_metrics(self, metrics: dict, writer) -> None:
+        if not self.dist.is_main:
+            return
+        path = self.out / "metrics.csv"
+        rows = []
+        if path.exists():
+            with open(path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < metrics["epoch"]]
+        rows.append({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in metrics.items()})
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        text_rows = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
+        atomic_write_text(path, "\n".join(text_rows) + "\n")
+        if writer is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)) and k not in ("epoch",):
+                    writer.add_scalar(k, v, metrics["epoch"])
+            writer.flush()
+        msg = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                        if k in ("epoch", "train_loss", "val_loss", "val_gauge_mae_meV", "val_h0_gauge_mae_meV", "epoch_time_s"))
+        self.log(msg)
+
+    def _install_signal_handlers(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            self._stop = True
+            if self.dist.is_main:
+                self.log(f"signal {signum}: stopping after this step and saving last.pt")
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(old) -> None:
+        if old:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def _diff(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def _gauge_mae(pred: torch.Tensor, ref: torch.Tensor, s: torch.Tensor) -> float:
+    """Gauge MAE (eV, complex entries count |z|) with the least-squares shift (CONVENTIONS.md)."""
+    d = (pred - ref).detach().to(torch.complex128 if pred.is_complex() else torch.float64)
+    s = s.detach().to(d.dtype)
+    den = float((s.abs() ** 2).sum())
+    mu = float((d * s.conj()).real.sum()) / den if den > 0 else 0.0
+    return float((d - mu * s).abs().mean())
+
+
+def train(config: TrainConfig, **kwargs: Any) -> dict:
+    """Convenience: build a :class:`Trainer` and fit."""
+    return Trainer(config, **kwargs).fit()
