@@ -296,16 +296,31 @@ class StructureRecord:
             record.blocks[name] = stack[rr[edge], rows, cols].astype(dtype)
         return record
 
+    def packed_coords(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(edge, p, q)`` of every packed element of ``name``: its edge and its row and column
+        inside that edge's block. Shapes (nnz,) each."""
+        shapes = self.block_shapes(name)
+        offsets = self.block_offsets(name)
+        edge = np.repeat(np.arange(self.n_edges), shapes[:, 0] * shapes[:, 1])
+        local = np.arange(offsets[-1]) - offsets[edge]
+        return edge, local // shapes[edge, 1], local % shapes[edge, 1]
+
+    def partner_index(self, name: str) -> np.ndarray:
+        """(nnz,) packed position of ``B_ji(-R)[q, p]`` for every element ``B_ij(R)[p, q]``."""
+        rev = self.reverse_edges
+        if np.any(rev < 0):
+            e = int(np.flatnonzero(rev < 0)[0])
+            raise RecordError(f"edge (i={self.edge_index[e, 0]}, j={self.edge_index[e, 1]}, R={tuple(self.edge_R[e])}) "
+                              "has no Hermitian partner (j, i, -R)")
+        edge, p, q = self.packed_coords(name)
+        return self.block_offsets(name)[rev[edge]] + q * self.block_shapes(name)[rev[edge], 1] + p
+
     def packed_rows_cols(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For every packed element of ``name``: its edge, and its row and column in the whole-cell
         matrix ``M(R)`` (spin-major ``s * n + orbital`` for spinful H). Shapes (nnz,) each."""
         f = self.spin_factor(name)
         n = self.n_orbitals
-        shapes = self.block_shapes(name)
-        offsets = self.block_offsets(name)
-        edge = np.repeat(np.arange(self.n_edges), shapes[:, 0] * shapes[:, 1])
-        local = np.arange(offsets[-1]) - offsets[edge]
-        p, q = local // shapes[edge, 1], local % shapes[edge, 1]
+        edge, p, q = self.packed_coords(name)
         i, j = self.edge_index[edge, 0], self.edge_index[edge, 1]
         ni, nj = self.atom_norb[i], self.atom_norb[j]
         ai, aj = self.atom_offsets[i], self.atom_offsets[j]
@@ -326,18 +341,7 @@ class StructureRecord:
 def conjugate_transpose_blocks(record: StructureRecord, name: str, data: np.ndarray | None = None) -> np.ndarray:
     """Flat array whose block ``e`` is ``B_{rev(e)}^dagger`` (the partner's adjoint), vectorized."""
     data = record.blocks[name] if data is None else data
-    rev = record.reverse_edges
-    if np.any(rev < 0):
-        raise RecordError("cannot take the Hermitian partner: some edges lack their (j, i, -R) partner")
-    shapes = record.block_shapes(name)
-    off = record.block_offsets(name)
-    sizes = shapes[:, 0] * shapes[:, 1]
-    # for output block e (shape a x b) element (p, q) = conj(data[rev block][q, p]); partner shape b x a
-    e_of = np.repeat(np.arange(record.n_edges), sizes)
-    local = np.arange(off[-1]) - off[e_of]
-    b = shapes[e_of, 1]
-    p, q = local // b, local % b
-    src = off[rev[e_of]] + q * shapes[rev[e_of], 1] + p
+    src = record.partner_index(name)
     return np.conj(data[src]) if np.iscomplexobj(data) else data[src]
 
 

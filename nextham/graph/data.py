@@ -138,20 +138,11 @@ def _pair_groups(record: StructureRecord) -> dict[tuple[int, int], dict[str, np.
 
 
 def conjugate_index(record: StructureRecord, name: str = "H0") -> np.ndarray:
-    """(K,) packed position of ``B_ji(-R)[q, p]`` for each element ``B_ij(R)[p, q]`` (vectorized)."""
-    rev = record.reverse_edges
-    if np.any(rev < 0):
-        e = int(np.flatnonzero(rev < 0)[0])
-        raise RecordError(f"edge (i={record.edge_index[e, 0]}, j={record.edge_index[e, 1]}, R={tuple(record.edge_R[e])}) "
-                          "has no Hermitian partner; the model symmetrises dH and needs both directions")
-    shapes = record.block_shapes(name)
-    off = record.block_offsets(name)
-    sizes = shapes[:, 0] * shapes[:, 1]
-    e_of = np.repeat(np.arange(record.n_edges), sizes)
-    local = np.arange(off[-1]) - off[e_of]
-    b = shapes[e_of, 1]
-    p, q = local // b, local % b
-    return (off[rev[e_of]] + q * shapes[rev[e_of], 1] + p).astype(np.int64)
+    """(K,) packed position of ``B_ji(-R)[q, p]`` for each element ``B_ij(R)[p, q]`` (vectorized).
+
+    The model symmetrises dH and needs both directions of every edge.
+    """
+    return record.partner_index(name).astype(np.int64)
 
 
 def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> GraphData:

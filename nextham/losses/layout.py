@@ -82,13 +82,7 @@ def layout_key(record: StructureRecord) -> str:
 
 def _element_coords(record: StructureRecord, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(edge, p, q) of every packed element of ``name`` (vectorised)."""
-    shapes = record.block_shapes(name)
-    off = record.block_offsets(name)
-    sizes = shapes[:, 0] * shapes[:, 1]
-    edge_of = np.repeat(np.arange(record.n_edges), sizes)
-    local = np.arange(off[-1]) - off[edge_of]
-    ncol = shapes[edge_of, 1]
-    return edge_of, local // ncol, local % ncol
+    return record.packed_coords(name)
 
 
 def build_layout(record: StructureRecord) -> PackedLayout:
