@@ -134,6 +134,11 @@ class NextHAMCore(nn.Module):
         self.edge_from_neighbour = IrrepsLinear(H, H)
         self.readout_edge = ProductReadout(H, layout.irreps_string, cfg.readout_mul)
         self.readout_node = ProductReadout(H, layout.irreps_string, cfg.readout_mul)
+        if cfg.zero_init_output:
+            with torch.no_grad():
+                for readout in (self.readout_edge, self.readout_node):
+                    for w in readout.post.weights:
+                        w.zero_()
 
     def forward(self, batch: GraphBatch, geo: _Geometry, x_in: torch.Tensor | None):
         """-> (out (E_r, layout.dim) irreps of dH / output_scale, trace (E_r, n_slots) or None)."""

@@ -44,7 +44,20 @@ def si():
     torch.set_default_dtype(torch.float64)
     torch.manual_seed(1)
     rec = example_record("si", seed=4)
-    return NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0), rec.basis, False, device="cpu"), rec
+    return NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0, zero_init_output=False), rec.basis, False, device="cpu"), rec
+
+
+def test_untrained_model_starts_at_h0():
+    """With the default zero-initialised output layer an untrained model predicts exactly H0."""
+    torch.set_default_dtype(torch.float64)
+    rec = example_record("si", seed=4)
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0), rec.basis, False, device="cpu")
+    out = model(batch_of(rec))
+    assert torch.count_nonzero(out.delta) == 0
+    loss = (out.hamiltonian - batch_of(rec).h_target).abs().sum()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert grads, "the zero-initialised readout must still receive gradients"
 
 
 def test_output_contract(si):
@@ -72,7 +85,7 @@ def test_batch_equals_single_structures():
     torch.manual_seed(2)
     recs = [example_record("gaas", seed=5), example_record("si", seed=6)]
     basis = recs[0].basis.merged(recs[1].basis)
-    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0), basis, False, device="cpu")
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0, zero_init_output=False), basis, False, device="cpu")
     with torch.no_grad():
         both = model(batch_of(*recs))
         for k, r in enumerate(recs):
@@ -111,7 +124,7 @@ ABLATIONS = [
 def test_ablations_build_run_and_stay_equivariant(overrides):
     torch.manual_seed(4)
     rec = example_record("si", spinful=True, seed=7)
-    cfg = ModelConfig.preset("tiny", cutoff=5.0, num_blocks=1, **overrides)
+    cfg = ModelConfig.preset("tiny", cutoff=5.0, zero_init_output=False, num_blocks=1, **overrides)
     model = NextHAMModel(cfg, rec.basis, True, device="cpu")
     out = model(batch_of(rec))
     loss = out.delta.abs().pow(2).sum() + (0 if out.trace_pred is None else out.trace_pred.sum())
@@ -163,7 +176,7 @@ def test_float32_and_complex64():
     torch.set_default_dtype(torch.float32)
     try:
         rec = example_record("si", spinful=True, seed=8)
-        model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0, num_blocks=1), rec.basis, True, device="cpu")
+        model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0, zero_init_output=False, num_blocks=1), rec.basis, True, device="cpu")
         out = model(batch_of(rec))
         assert out.delta.dtype == torch.complex64 and out.hamiltonian.dtype == torch.complex128
         assert torch.isfinite(out.delta.abs()).all()
@@ -181,7 +194,7 @@ def test_spinful_every_part_is_predicted():
     """Spin-off-diagonal blocks and imaginary parts are outputs of the network, not copies of H0."""
     torch.manual_seed(5)
     rec = example_record("gaas", spinful=True, seed=9)
-    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0, num_blocks=1), rec.basis, True, device="cpu")
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=5.0, zero_init_output=False, num_blocks=1), rec.basis, True, device="cpu")
     with torch.no_grad():
         d = model(batch_of(rec)).delta.numpy()
     pred = rec.with_blocks(H=d)
