@@ -97,7 +97,10 @@ def run_demo(out: Path, s: DemoSettings | None = None, log: Callable[[str], None
         "model": {"kind": "nextham", "preset": s.preset, "overrides": dict(s.model_overrides)},
         "loss": {"reciprocal": {"k_mesh": [4, 4, 4]}},
         "optim": {"epochs": s.epochs, "batch_size": 1, "lr": s.lr, "min_lr": s.lr / 100, "warmup_epochs": 1},
-        "run": {"out_dir": str(run_dir), "seed": s.seed, "device": device, "dtype": "float32"}})
+        # one intra-op thread: the tiny model's kernels are too small to gain from two, and on a busy
+        # 2-core machine two threads were measured 4-13x slower per epoch (52-190 s against 14 s)
+        "run": {"out_dir": str(run_dir), "seed": s.seed, "device": device, "dtype": "float32",
+                "num_threads": 1 if device in ("auto", "cpu") else None}})
     log(f"[2/4] training a {s.preset} model for {s.epochs} epochs -> {run_dir}")
     t = time.perf_counter()
     trainer = Trainer(cfg, log=log)
