@@ -67,6 +67,8 @@ def test_train_checkpoint_weights_only_and_metrics(tmp_path):
     assert "optimizer" in load_checkpoint(tmp_path / "run" / "last.pt")
     lines = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("epoch,step")
+    if _cfg(tmp_path).run.tensorboard:
+        assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     # a finished run is not retrained
     assert Trainer(_cfg(tmp_path), source=ListSource(recs, tmp_path / "ds.h5")).fit() == {}
 
