@@ -6,6 +6,8 @@ and ``toy`` (:mod:`nextham.train.toy`, for tests and smoke runs).
 
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 from typing import Any, Callable, Sequence
 
@@ -29,8 +31,28 @@ def _call(fn: Callable, *args, **kwargs):
     return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    """Temporarily set torch's default dtype (restored afterwards)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
 def build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: bool,
                 dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The model of a config, initialised under a float32 default dtype whatever the process's global
+    default is (the same seed must give the same weights in every process, e.g. DDP workers), then
+    cast to ``dtype``."""
+    with _default_dtype(torch.float32):
+        return _build_model(kind, preset, overrides, basis, spinful, dtype)
+
+
+def _build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: bool,
+                 dtype: torch.dtype) -> torch.nn.Module:
     if kind == "toy":
         from .toy import ToyModel
 

@@ -44,6 +44,17 @@ def _free_port():
 
 
 def test_two_process_ddp_equals_single_process(tmp_path):
+    # the spawned workers start with torch's float32 default dtype; other tests in this process may have
+    # changed it, and Python scalars in the loss follow it (a 1e-7 difference), so match the workers
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        _check_ddp_equals_single(tmp_path)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _check_ddp_equals_single(tmp_path):
     single = Trainer(_cfg(tmp_path, "single"), source=ListSource(_records(), tmp_path / "ds.h5"), log=lambda m: None)
     ms = single.fit()
     assert single.steps_per_epoch == 3  # 6 training structures, global batch 2
