@@ -17,6 +17,16 @@ STYLES = [dict(color="black", lw=1.6, ls="-"), dict(color="tab:red", lw=1.1, ls=
           dict(color="tab:blue", lw=1.0, ls=":"), dict(color="tab:green", lw=1.0, ls="-.")]
 
 
+def save_figure(fig, out: str | Path) -> Path:
+    """Lay out, write (PNG or PDF by suffix, 150 dpi) and close a figure; returns the path."""
+    out = Path(out)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return out
+
+
 def plot_bands(bands: Sequence[BandStructure], out: str | Path, window: tuple[float, float] = (-6.0, 6.0),
                title: str = "", reference_fermi: float | None = None) -> Path:
     """Overlay band structures (e.g. DFT, H0 and predicted) on one path, energies relative to E_F.
@@ -50,11 +60,7 @@ def plot_bands(bands: Sequence[BandStructure], out: str | Path, window: tuple[fl
     if title:
         ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_dos(energies: np.ndarray, dos_curves: dict[str, np.ndarray], out: str | Path, fermi: float | None = None,
@@ -72,8 +78,4 @@ def plot_dos(energies: np.ndarray, dos_curves: dict[str, np.ndarray], out: str |
     if title:
         ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .plots import save_figure  # noqa: E402
+
 
 def plot_error_by_element(model: dict, h0: dict, out: str | Path) -> Path:
     """Bars of gauge MAE (meV) per element for the model and for H0 (log scale)."""
@@ -23,11 +25,7 @@ def plot_error_by_element(model: dict, h0: dict, out: str | Path) -> Path:
     ax.set_yscale("log")
     ax.set_ylabel("gauge MAE (meV)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_parity(ref: np.ndarray, pred: np.ndarray, h0: np.ndarray, out: str | Path, max_points: int = 20000,
@@ -48,8 +46,4 @@ def plot_parity(ref: np.ndarray, pred: np.ndarray, h0: np.ndarray, out: str | Pa
     ax.set_xlabel("DFT H (eV)")
     ax.set_ylabel("predicted (eV)")
     ax.legend(fontsize=7, markerscale=4)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
