@@ -38,14 +38,15 @@ def distance_mask(record: StructureRecord, r_min: float, r_max: float, include_o
 
 
 def spinful_overlap(record: StructureRecord) -> np.ndarray:
-    """S blocks expanded to the spin-major layout of spinful H: ``S_ij (x) I_2`` per block, packed."""
+    """S blocks expanded to the spin-major layout of spinful H: ``I_2 ⊗ S_ij`` per block, packed like
+    ``H`` (complex128); the spinless S itself for a spinless record. Vectorized over all elements."""
     if not record.spinful:
         return record.blocks["S"]
-    shapes = record.block_shapes("S")
-    out = []
-    for b, (a, c) in zip(np.split(record.blocks["S"], np.cumsum(shapes[:, 0] * shapes[:, 1])[:-1]), shapes):
-        out.append(np.kron(np.eye(2), b.reshape(a, c)).ravel())
-    return np.concatenate(out).astype(np.complex128)
+    edge, p, q = record.packed_coords("H")
+    ni = record.atom_norb[record.edge_index[edge, 0]]
+    nj = record.atom_norb[record.edge_index[edge, 1]]
+    src = record.block_offsets("S")[edge] + (p % ni) * nj + q % nj
+    return np.where(p // ni == q // nj, record.blocks["S"][src], 0.0).astype(np.complex128)
 
 
 def optimal_shift(pred: np.ndarray, ref: np.ndarray, overlap: np.ndarray) -> float:

@@ -401,11 +401,12 @@ def _floats(toks: list[str], path, line) -> np.ndarray:
     try:
         return np.array(toks, dtype=np.float64)
     except ValueError:
-        bad = next(t for t in toks if not _is_float(t))
+        bad = next(t for t in toks if not is_float(t))
         raise FormatError(path, f"{bad[:30]!r} is not a number", line=line) from None
 
 
-def _is_float(t: str) -> bool:
+def is_float(t: str) -> bool:
+    """Whether a token parses as a float."""
     try:
         float(t)
         return True

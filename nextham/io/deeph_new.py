@@ -27,6 +27,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord
+from .abacus_csr import is_float
 from .assemble import Elements, build_record
 from .deeph_legacy import _open_h5, _read_json
 from .errors import FormatError
@@ -61,7 +62,7 @@ def read_poscar(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scale = floats(1, 1, "the scale factor")
     scale3 = lines[1].split()
     lat = np.array([floats(k, 3, "a lattice vector") for k in (2, 3, 4)])
-    if len(scale3) >= 3 and all(_isfloat(t) for t in scale3[:3]):
+    if len(scale3) >= 3 and all(is_float(t) for t in scale3[:3]):
         fac = np.array([float(t) for t in scale3[:3]])
     elif scale[0] < 0:
         fac = np.full(3, (abs(scale[0]) / abs(np.linalg.det(lat))) ** (1 / 3))
@@ -96,13 +97,6 @@ def read_poscar(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     numbers = np.repeat([atomic_numbers[s] for s in symbols], counts).astype(np.int64)
     return lat, pos, numbers
 
-
-def _isfloat(t: str) -> bool:
-    try:
-        float(t)
-        return True
-    except ValueError:
-        return False
 
 
 def read_deeph(path: str | os.PathLike) -> StructureRecord:

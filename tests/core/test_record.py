@@ -96,3 +96,15 @@ def test_wrong_shape_nan_and_unknown_element_are_reported(record):
         H = record.blocks["H"].copy()
         H[np.flatnonzero(~element_mask(record, "H", record.onsite_mask))[0]] += 1.0
         record.with_blocks(H=H).validate()
+
+
+def test_spinful_overlap_is_identity_in_spin(record):
+    from nextham.blocks.ops import spinful_overlap
+
+    S2 = spinful_overlap(record)
+    assert S2.shape == record.blocks["H"].shape
+    if record.spinful:
+        off = record.block_offsets("H")
+        for e in range(record.n_edges):
+            expected = np.kron(np.eye(2), record.block("S", e))
+            assert np.array_equal(S2[off[e]:off[e + 1]].reshape(expected.shape), expected)
