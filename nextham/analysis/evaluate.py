@@ -16,20 +16,21 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..blocks.ops import spinful_overlap
 from ..blocks.record import StructureRecord
+from ..data.access import open_dataset, splits_path
+from ..inference import load_trained_model, predict_records, select_device
 from .metrics import BandErrors, HamiltonianErrors, ratio_table, residual, timing_of
 
 
 def _shifted(record: StructureRecord, name: str, mu: float) -> StructureRecord:
     """Copy with ``name`` replaced by ``name - mu S`` (gauge-aligned to DFT)."""
-    from ..blocks.ops import spinful_overlap
-
     return record.with_blocks(**{name: record.blocks[name] - mu * spinful_overlap(record)})
 
 
 def select_indices(source, ckpt: dict, split: str, dataset_path: Path) -> list[int]:
-    from ..train.data import splits_path
-
+    """Dataset indices of ``split``: the split stored beside the dataset, else the checkpoint's copy
+    when the dataset is the one the model was trained on; ``all`` is every structure."""
     if split == "all":
         return list(range(len(source)))
     sp = splits_path(source)
@@ -47,18 +48,15 @@ def evaluate(dataset: str | Path, checkpoint: str | Path, out_dir: str | Path, s
              limit: int | None = None, log: Callable[[str], None] = print) -> dict:
     from ..physics.bands import band_structure, eigenvalues
     from ..physics.kpoints import monkhorst_pack
-    from ..train.data import open_dataset
-    from ..train.distributed import select_device
-    from ..train.factory import load_trained_model, predict_records
     from .plots import plot_bands
     from .report_plots import plot_error_by_element, plot_parity
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = select_device(device)
-    model, ckpt, build, collate = load_trained_model(checkpoint, dev)
+    trained = load_trained_model(checkpoint, dev)
     source = open_dataset(dataset)
-    idx = select_indices(source, ckpt, split, Path(dataset))
+    idx = select_indices(source, trained.checkpoint, split, Path(dataset))
     if limit:
         idx = idx[:limit]
     if not idx:
@@ -71,13 +69,13 @@ def evaluate(dataset: str | Path, checkpoint: str | Path, out_dir: str | Path, s
     parity = ([], [], [])
     timing_rows = []
     # warm-up (lazy initialisation, kernel selection) so that the timed predictions are steady-state
-    predict_records(model, [source[idx[0]]], build, collate, dev)
+    predict_records(trained, [source[idx[0]]])
     for n, key in enumerate(idx):
         rec = source[key]
         if "H" not in rec.blocks:
             raise ValueError(f"structure {key} of {dataset} has no DFT H to evaluate against")
         t0 = time.perf_counter()
-        pred = predict_records(model, [rec], build, collate, dev)[0]
+        pred = predict_records(trained, [rec])[0]
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t_model = time.perf_counter() - t0

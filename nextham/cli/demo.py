@@ -26,11 +26,11 @@ def register(app: typer.Typer) -> None:
         if builtin:
             import json
 
-            from .demo_builtin import run_builtin_example
+            from ..workflows.builtin_example import run_builtin_example
 
             typer.echo(json.dumps(run_builtin_example(out / "builtin"), indent=2))
             return
-        from ..train.demo import DemoSettings, run_demo
+        from ..workflows.demo import DemoSettings, run_demo
 
         s = DemoSettings(per_material=per_material, epochs=epochs, preset=preset, soc=soc, workers=workers)
         summary = run_demo(out, s, log=lambda m: typer.echo(m), device=device)

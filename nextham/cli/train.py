@@ -11,9 +11,9 @@ from .errors import clear_errors, register_user_error
 
 
 def register(app: typer.Typer) -> None:
-    from ..train.checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError
     from ..train.config import ConfigError
-    from ..train.data import DatasetError
+    from ..data.access import DatasetError
     from ..train.loop import TrainingDiverged
 
     for exc in (ConfigError, DatasetError, CheckpointError, TrainingDiverged):

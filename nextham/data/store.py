@@ -13,7 +13,9 @@ layout (:mod:`nextham.blocks.h5io`) byte-shuffled and zlib-compressed behind a J
 Layout (keys are UTF-8 bytes)::
 
     meta/manifest        JSON: format, format_version, created, provenance (engine, settings,
-                         versions, nextham version, command), updated on every run
+                         versions, nextham version, command), updated on every run; ``basis``
+                         (union of the records' bases, Basis JSON) and ``spinful`` (the distinct
+                         spin flags of the records, e.g. ``[true]``), updated with every record
     meta/count           number of records (decimal)
     rec/<index:010d>     record index -> one record (:func:`record_to_bytes`)
     key/<index:010d>     record index -> structure id
@@ -35,7 +37,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from ..basis.orbitals import Basis
+from ..basis.orbitals import Basis, BasisError
 from ..blocks.h5io import write_record_group
 from ..blocks.record import StructureRecord
 
@@ -164,6 +166,9 @@ class DatasetStore:
             if int(man.get("format_version", 0)) > FORMAT_VERSION:
                 raise StoreError(f"{self.path}: dataset format version {man['format_version']} is newer "
                                  f"than this nextham ({FORMAT_VERSION})")
+        self._content: tuple[Basis | None, tuple[bool, ...]] | None = None
+        if mode == "a" and len(self) and "basis" not in self.manifest:
+            self._write_content(*self.content())  # a dataset written before the manifest had it: once
 
     # ------------------------------------------------------------------ context
     def close(self) -> None:
@@ -203,6 +208,28 @@ class DatasetStore:
             if run is not None:
                 man.setdefault("runs", []).append(run)
             txn.put(b"meta/manifest", json.dumps(man, default=_json_default).encode())
+
+    def content(self) -> tuple[Basis | None, tuple[bool, ...]]:
+        """(union of the records' bases, distinct spin flags), from the manifest.
+
+        A dataset written before the manifest recorded them is read record by record, once per open
+        store (a writer stores the result in the manifest). ``(None, ())`` for an empty dataset.
+        """
+        if self._content is None:
+            man = self.manifest
+            if "basis" in man or not len(self):
+                basis = Basis.from_json(man["basis"]) if man.get("basis") else None
+                self._content = basis, tuple(bool(x) for x in man.get("spinful", ()))
+            else:
+                basis, spins = None, set()
+                for rec in self:
+                    basis = rec.basis if basis is None else basis.merged(rec.basis)
+                    spins.add(bool(rec.spinful))
+                self._content = basis, tuple(sorted(spins))
+        return self._content
+
+    def _write_content(self, basis: Basis | None, spins: tuple[bool, ...]) -> None:
+        self.update_manifest(basis=basis.to_json() if basis is not None else None, spinful=list(spins))
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -264,11 +291,20 @@ class DatasetStore:
                 raise StoreError(f"{self.path}: structure {key!r} is already in the dataset")
             raw = txn.get(b"meta/count")
             index = int(raw) if raw else 0
+            man = json.loads(txn.get(b"meta/manifest"))
+            try:
+                basis = record.basis.merged(Basis.from_json(man["basis"])) if man.get("basis") else record.basis
+            except BasisError as exc:
+                raise StoreError(f"{self.path}: structure {key!r} does not fit the dataset: {exc}") from None
+            spins = tuple(sorted(set(man.get("spinful", ())) | {bool(record.spinful)}))
+            man.update(basis=basis.to_json(), spinful=list(spins))
+            txn.put(b"meta/manifest", json.dumps(man, default=_json_default).encode())
             txn.put(f"rec/{index:010d}".encode(), data)
             txn.put(f"key/{index:010d}".encode(), key.encode())
             entry = {"state": "done", "index": index, **(info or {})}
             txn.put(f"status/{key}".encode(), json.dumps(entry, default=_json_default).encode())
             txn.put(b"meta/count", str(index + 1).encode())
+        self._content = basis, spins
         return index
 
     def record_failure(self, key: str, reason: str, info: dict[str, Any] | None = None) -> None:

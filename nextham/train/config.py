@@ -23,6 +23,8 @@ from typing import Any, Literal, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..models import model_kind
+
 CONFIG_VERSION = 1
 
 
@@ -55,9 +57,15 @@ class DataConfig(_Strict):
 
 
 class ModelSection(_Strict):
-    kind: Literal["nextham", "toy"] = "nextham"
+    kind: str = Field("nextham", description="a registered model kind (nextham.models)")
     preset: str = "small"
     overrides: dict[str, Any] = Field(default_factory=dict, description="passed to ModelConfig.preset")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        model_kind(v)
+        return v
 
 
 class ReciprocalConfig(_Strict):

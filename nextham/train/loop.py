@@ -31,13 +31,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from ..basis.orbitals import Basis
+from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
+from ..data.access import RecordSource, atomic_write_text, load_or_create_splits, open_dataset
 from ..losses import Objective, ObjectiveSettings, overlap_like_h, packed_layout
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
+from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind
 from .config import TrainConfig
-from .data import RecordSource, atomic_write_text, load_or_create_splits, open_dataset
 from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
-from .factory import DTYPES, batch_functions, build_model, model_hamiltonian
 
 
 class TrainingDiverged(RuntimeError):
@@ -75,22 +74,6 @@ def _make_collate(collate: Callable):
     return fn
 
 
-def dataset_basis(source: RecordSource, indices: Sequence[int]) -> tuple[Basis, bool]:
-    """Union of the bases of ``indices`` and the spin flag (which must be the same for all)."""
-    basis = getattr(source, "basis", None)
-    spin = getattr(source, "spinful", None)
-    if isinstance(basis, Basis) and spin is not None:
-        return basis, bool(spin)
-    out, spins = None, set()
-    for i in indices:
-        r = source[i]
-        out = r.basis if out is None else out.merged(r.basis)
-        spins.add(bool(r.spinful))
-    if len(spins) > 1:
-        raise ValueError("the dataset mixes spinful and spinless records; train them separately")
-    return out, spins.pop()
-
-
 def engine_of(record) -> dict:
     """The engine name and settings that produced a record (for prediction with the same settings)."""
     md = record.metadata or {}
@@ -124,60 +107,78 @@ class Trainer:
     def __init__(self, config: TrainConfig, source: RecordSource | None = None, resume: str = "auto",
                  log: Callable[[str], None] | None = None):
         self.cfg = config
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.out = Path(config.run.out_dir)
         self.dist, self.device = init_distributed(config.run.device)
         if config.run.num_threads:
             torch.set_num_threads(config.run.num_threads)
-        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        self.out = Path(config.run.out_dir)
         self.dtype = DTYPES[config.run.dtype]
-        self.source = source if source is not None else open_dataset(config.data.path)
-        sp = config.data.split
+        self._init_data(source)
+        self._init_model()
+        self._init_optimiser()
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_val = math.inf
+        self.finished = False
+        self._stop = False
+        self._init_restore(resume)
+
+    def _init_data(self, source: RecordSource | None) -> None:
+        """The dataset, its split (created beside it once), its basis and spin flag (from the manifest)
+        and the engine that produced it."""
+        self.source = source if source is not None else open_dataset(self.cfg.data.path)
+        sp = self.cfg.data.split
         self.split = load_or_create_splits(self.source, sp.train, sp.val, sp.test, sp.seed, write=self.dist.is_main)
-        if config.data.limit:
-            self.split = {k: v[: config.data.limit] for k, v in self.split.items()}
-        all_idx = sorted(set(self.split["train"]) | set(self.split["val"]) | set(self.split["test"]))
-        self.basis, self.spinful = dataset_basis(self.source, all_idx)
+        if self.cfg.data.limit:
+            self.split = {k: v[: self.cfg.data.limit] for k, v in self.split.items()}
+        self.basis, self.spinful = self.source.content()
         self.engine = engine_of(self.source[self.split["train"][0]]) if self.split["train"] else {}
-        torch.manual_seed(config.run.seed)
-        m = config.model
+
+    def _init_model(self) -> None:
+        """The model (seeded: the same weights on every rank), its batch functions, the objective and
+        the DDP wrapper."""
+        torch.manual_seed(self.cfg.run.seed)
+        m = self.cfg.model
         self.model = build_model(m.kind, m.preset, m.overrides, self.basis, self.spinful, self.dtype).to(self.device)
-        self.build, self.collate = batch_functions(m.kind, config.data.cutoff, self.dtype)
-        o = config.optim
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
-                                          weight_decay=o.weight_decay)
-        if o.batch_size % self.dist.world_size:
-            raise ValueError(f"optim.batch_size={o.batch_size} is not divisible by the {self.dist.world_size} processes")
-        self.local_batch = o.batch_size // self.dist.world_size
+        self.build, self.collate = batch_functions(m.kind, self.cfg.data.cutoff, self.dtype)
         codec = getattr(self.model, "codec", None)
         trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
-        self.objective = Objective(ObjectiveSettings.from_config(config.loss), seed=config.run.seed,
+        self.objective = Objective(ObjectiveSettings.from_config(self.cfg.loss), seed=self.cfg.run.seed,
                                    trace_target_fn=trace_fn)
         self.ddp_model = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             # the trace head gets no gradient when the trace loss is off
-            unused = m.kind == "nextham" and not config.loss.trace.enabled
+            unused = model_kind(m.kind).trace_head and not self.cfg.loss.trace.enabled
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                  find_unused_parameters=unused)
+
+    def _init_optimiser(self) -> None:
+        """Adam, the per-process batches of the training split and the schedule's lengths (steps)."""
+        o = self.cfg.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                          weight_decay=o.weight_decay)
+        if o.batch_size % self.dist.world_size:
+            raise ValueError(f"optim.batch_size={o.batch_size} is not divisible by the {self.dist.world_size} processes")
+        self.local_batch = o.batch_size // self.dist.world_size
         self.train_set = _Indexed(self.source, self.split["train"], self.build)
         self.sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                          shuffle=True, seed=config.run.seed, drop_last=False)
+                                          shuffle=True, seed=self.cfg.run.seed, drop_last=False)
         self.loader = DataLoader(self.train_set, batch_size=self.local_batch, sampler=self.sampler,
                                  collate_fn=_make_collate(self.collate), num_workers=0)
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * o.epochs
         self.warmup_steps = int(round(o.warmup_epochs * self.steps_per_epoch))
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.best_val = math.inf
-        self.finished = False
-        self._stop = False
-        if resume != "never":
-            path = self.out / "last.pt" if resume == "auto" else Path(resume)
-            if path.exists():
-                self._restore(path)
-            elif resume != "auto":
-                raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+
+    def _init_restore(self, resume: str) -> None:
+        """``auto``: resume from ``<out_dir>/last.pt`` when present; a path: from that file; ``never``."""
+        if resume == "never":
+            return
+        path = self.out / "last.pt" if resume == "auto" else Path(resume)
+        if path.exists():
+            self._restore(path)
+        elif resume != "auto":
+            raise FileNotFoundError(f"{path}: no checkpoint to resume from")
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, with_optimizer: bool = True, metrics: dict | None = None) -> dict:
@@ -299,17 +300,14 @@ class Trainer:
                     self.step_in_epoch += 1
                     self.global_step += 1
                     steps_this_call += 1
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{parts['loss']:.4g}", lr=f"{parts['lr']:.2e}")
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{parts['loss']:.4g}", lr=f"{parts['lr']:.2e}")
                     if self._stop or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
-                        if bar is not None:
-                            bar.close()
+                        bar.close()
                         self.save("last.pt")
                         raise TrainingInterrupted(f"interrupted at epoch {self.epoch}, step {self.step_in_epoch}; "
                                                   f"rerun the same command to resume from {self.out / 'last.pt'}")
-                if bar is not None:
-                    bar.close()
+                bar.close()
                 train = {f"train_{k}": v for k, v in meter.means().items()}
                 train = {k: float(all_reduce_mean(torch.tensor(v, dtype=torch.float64), self.dist)) for k, v in train.items()}
                 metrics = {"epoch": self.epoch + 1, "step": self.global_step, **train,
@@ -335,12 +333,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ logging helpers
     def _progress(self, initial: int):
-        if not (self.cfg.run.progress and self.dist.is_main):
-            return None
         from tqdm.auto import tqdm
 
         return tqdm(total=self.steps_per_epoch, initial=initial, desc=f"epoch {self.epoch + 1}/{self.cfg.optim.epochs}",
-                    leave=False, dynamic_ncols=True, file=sys.stderr)
+                    leave=False, dynamic_ncols=True, file=sys.stderr,
+                    disable=not (self.cfg.run.progress and self.dist.is_main))
 
     def _open_logs(self):
         if not self.dist.is_main:

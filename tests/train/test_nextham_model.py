@@ -5,9 +5,9 @@ import math
 import numpy as np
 
 from nextham.train import TrainConfig, Trainer
-from nextham.train.data import ListSource
-from nextham.train.factory import load_trained_model, predict_records
-from nextham.train.toy import two_centre_record
+from nextham.data.access import ListSource
+from nextham.inference import load_trained_model, predict_records
+from nextham.testing.toy import two_centre_record
 
 
 def test_one_epoch_with_nextham_model_and_reload(tmp_path):
@@ -21,8 +21,8 @@ def test_one_epoch_with_nextham_model_and_reload(tmp_path):
     t = Trainer(cfg, source=ListSource(recs, tmp_path / "ds.h5"), log=lambda m: None)
     m = t.fit()
     assert math.isfinite(m["train_loss"]) and "train_loss_trace" in m and math.isfinite(m["val_gauge_mae_meV"])
-    model, ck, build, collate = load_trained_model(tmp_path / "run" / "model.pt")
-    assert ck["spinful"] is True
-    pred = predict_records(model, [recs[2]], build, collate)[0]
+    trained = load_trained_model(tmp_path / "run" / "model.pt")
+    assert trained.checkpoint["spinful"] is True and trained.spinful
+    pred = predict_records(trained, [recs[2]])[0]
     assert pred.blocks["H"].dtype == np.complex128 and pred.blocks["H"].shape == recs[2].blocks["H"].shape
     pred.validate(hermitian_tol=1e-6)

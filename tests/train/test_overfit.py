@@ -13,8 +13,8 @@ import time
 import pytest
 
 from nextham.train import TrainConfig, Trainer
-from nextham.train.data import ListSource
-from nextham.train.toy import two_centre_record
+from nextham.data.access import ListSource
+from nextham.testing.toy import two_centre_record
 
 
 @pytest.mark.slow

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from nextham.train import ConfigError, TrainConfig, Trainer, TrainingDiverged, TrainingInterrupted, load_checkpoint, lr_at
-from nextham.train.data import ListSource, load_or_create_splits
-from nextham.train.toy import random_record
+from nextham.checkpoint import load_checkpoint
+from nextham.train import ConfigError, TrainConfig, Trainer, TrainingDiverged, TrainingInterrupted, lr_at
+from nextham.data.access import ListSource, load_or_create_splits
+from nextham.testing.toy import random_record
 
 
 def _records(n=6, spinful=True):
@@ -114,7 +115,7 @@ def test_open_dataset_store_and_splits_beside_it(tmp_path):
 
     from nextham.data.generate import generate
     from nextham.data.structures import StructureInput, structure_key
-    from nextham.train.data import open_dataset, splits_path
+    from nextham.data.access import open_dataset, splits_path
 
     items = []
     for i in range(4):

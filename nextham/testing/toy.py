@@ -1,8 +1,10 @@
-"""Synthetic records, a minimal batch and a tiny baseline model, for tests and smoke runs.
+"""Synthetic records, a minimal batch and a tiny baseline model, for tests.
 
 Nothing here is physics: the records are random but well-formed (Hermitian H, positive-definite S(k),
 spinful or not), the model scales H0 blocks by a learned function of the bond length. They exercise
 the losses, the trainer, checkpoints and distributed runs without the engine or the equivariant model.
+Importing this module registers the model kind ``toy`` (:func:`nextham.models.register_model_kind`),
+so a test config may say ``model: {kind: toy}``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from ase import Atoms
 
 from ..basis.orbitals import Basis
 from ..blocks.record import StructureRecord
+from ..models import ModelKind, register_model_kind
+from ..physics.bands import eigenvalues
+from .models import random_crystal, random_two_centre_model
 
 
 def random_record(seed: int = 0, spinful: bool = False, symbols: Sequence[str] = ("Ga", "As"),
@@ -55,7 +60,7 @@ def random_record(seed: int = 0, spinful: bool = False, symbols: Sequence[str] =
         if R != (0, 0, 0):
             H0[tuple(-x for x in R)] = H0[R].conj().T
     rec = StructureRecord.from_dense(atoms, basis, {"S": S, "H0": H0, "H": H}, spinful=spinful, fermi_energy_eV=0.0,
-                                     metadata={"source": "nextham.train.toy.random_record", "seed": seed,
+                                     metadata={"source": "nextham.testing.toy.random_record", "seed": seed,
                                                "timings": {"t_H0": 0.01, "t_SCF": 1.0}})
     return rec
 
@@ -94,9 +99,9 @@ def toy_collate(records: Sequence[StructureRecord], dtype: torch.dtype = torch.f
 class ToyModel(torch.nn.Module):
     """``H = H0 * (1 + a(r)) + b(r)`` elementwise with small MLPs a, b of the bond length (not equivariant)."""
 
-    def __init__(self, hidden: int = 8, dtype: torch.dtype = torch.float64):
+    def __init__(self, hidden: int = 8):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(1, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 2)).to(dtype)
+        self.net = torch.nn.Sequential(torch.nn.Linear(1, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 2))
 
     def forward(self, batch: ToyBatch) -> Any:
         ab = self.net(batch.edge_length[:, None].to(self.net[0].weight.dtype))
@@ -112,9 +117,6 @@ def two_centre_record(seed: int = 0, spinful: bool = False, n_atoms: int = 2, co
     correction * H_B`` with ``H_B`` a second random model on the same bonds, so the correction the
     network learns is an equivariant function of the geometry. E_F is the middle of the Gamma spectrum.
     """
-    from ..physics.bands import eigenvalues
-    from ..testing.models import random_crystal, random_two_centre_model
-
     basis = basis or Basis.from_specs({"Ga": [0, 1], "As": [0, 1]})
     atoms = random_crystal(seed, n_atoms=n_atoms)
     a = random_two_centre_model(1, cutoff=cutoff, basis=basis).record(atoms, spinful=spinful)
@@ -125,6 +127,14 @@ def two_centre_record(seed: int = 0, spinful: bool = False, n_atoms: int = 2, co
     eps, _ = eigenvalues(rec, np.zeros((1, 3)))
     eps = eps[np.isfinite(eps)]
     rec.fermi_energy_eV = float(np.median(eps))
-    rec.metadata = {"source": "nextham.train.toy.two_centre_record", "seed": seed,
+    rec.metadata = {"source": "nextham.testing.toy.two_centre_record", "seed": seed,
                     "timings": {"t_H0": 0.01, "t_SCF": 1.0}}
     return rec
+
+
+def _build_toy(preset: str, overrides: dict, basis: Basis, spinful: bool) -> ToyModel:
+    return ToyModel(**{k: v for k, v in overrides.items() if k in ("hidden",)})
+
+
+register_model_kind("toy", ModelKind(_build_toy, lambda cutoff, dtype: ((lambda rec: rec),
+                                                                      (lambda items: toy_collate(items, dtype=dtype)))))

@@ -66,9 +66,10 @@ def demo_structures(s: DemoSettings):
 def run_demo(out: Path, s: DemoSettings | None = None, log: Callable[[str], None] = print,
              device: str = "auto") -> dict:
     from ..analysis.evaluate import evaluate, summary_lines
+    from ..data.access import open_dataset
     from ..data.generate import generate
-    from .config import TrainConfig
-    from .loop import Trainer
+    from ..train.config import TrainConfig
+    from ..train.loop import Trainer
 
     s = s or DemoSettings()
     out = Path(out)
@@ -88,8 +89,6 @@ def run_demo(out: Path, s: DemoSettings | None = None, log: Callable[[str], None
     log(f"      computed {summ.computed}, reused {summ.skipped_done}, failed {summ.failed + summ.skipped_failed}")
 
     # 2. training -----------------------------------------------------------------------------
-    from .data import open_dataset
-
     n_data = len(open_dataset(data))
     run_dir = out / f"run-{n_data}"  # a grown dataset (larger --per-material) trains a new model
     cfg = TrainConfig.from_dict({

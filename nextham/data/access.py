@@ -1,6 +1,6 @@
-"""Datasets for training: random access to records, and the train/val/test split stored beside them.
+"""Dataset access: random access to records, their basis and spin, and the train/val/test split.
 
-A dataset is either a nextham dataset store (one HDF5 file, ``nextham.data.store``) or a folder of
+A dataset is either a nextham dataset store (one LMDB file, :mod:`nextham.data.store`) or a folder of
 record files (``*.h5`` written by :func:`nextham.blocks.h5io.write_record`), or records in memory.
 The split lives beside the data: ``<dataset>.splits.json`` for a file, ``<folder>/splits.json`` for a
 folder. It is created once (seeded) and then reused, so every run, evaluation and resumed job sees the
@@ -13,12 +13,15 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
+import h5py
 import numpy as np
 
+from ..basis.orbitals import Basis
 from ..blocks.h5io import read_record
 from ..blocks.record import StructureRecord
+from .store import DatasetStore
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -34,6 +37,27 @@ class RecordSource(Protocol):
 
     def __getitem__(self, index: int) -> StructureRecord: ...
 
+    def content(self) -> tuple[Basis, bool]:
+        """(union of the records' bases, spin flag), without reading the blocks where the source allows."""
+        ...
+
+
+def dataset_content(where: str, pairs: Iterable[tuple[Basis, bool]]) -> tuple[Basis, bool]:
+    """Union of the bases and the one spin flag of ``(basis, spinful)`` pairs (one per record)."""
+    basis, spins = None, set()
+    for b, spinful in pairs:
+        basis = b if basis is None else basis.merged(b)
+        spins.add(bool(spinful))
+    return _one_spin(where, basis, spins)
+
+
+def _one_spin(where: str, basis: Basis | None, spins: set[bool] | Sequence[bool]) -> tuple[Basis, bool]:
+    if basis is None:
+        raise DatasetError(f"{where}: the dataset holds no records")
+    if len(set(spins)) != 1:
+        raise DatasetError(f"{where}: the dataset mixes spinful and spinless records; train them separately")
+    return basis, bool(next(iter(spins)))
+
 
 class ListSource:
     """Records held in memory."""
@@ -47,6 +71,9 @@ class ListSource:
 
     def __getitem__(self, index: int) -> StructureRecord:
         return self.records[index]
+
+    def content(self) -> tuple[Basis, bool]:
+        return dataset_content(str(self.path or "records"), ((r.basis, r.spinful) for r in self.records))
 
 
 class FolderSource:
@@ -64,23 +91,26 @@ class FolderSource:
     def __getitem__(self, index: int) -> StructureRecord:
         return read_record(self.files[index])
 
+    def content(self) -> tuple[Basis, bool]:
+        """From the record files' attributes (the blocks are not read)."""
+        def attrs(path: Path) -> tuple[Basis, bool]:
+            with h5py.File(path, "r") as f:
+                return Basis.from_json(f.attrs["basis"]), bool(f.attrs["spinful"])
+
+        return dataset_content(str(self.path), (attrs(p) for p in self.files))
+
 
 class StoreSource:
-    """A nextham dataset store file (issue 5), opened lazily per process (safe with DataLoader workers)."""
+    """A nextham dataset store file, opened lazily per process (safe with DataLoader workers)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._store = None
+        self._store: DatasetStore | None = None
         self._n = len(self._open())
 
-    def _open(self):
+    def _open(self) -> DatasetStore:
         if self._store is None:
-            from ..data import store as store_mod  # noqa: WPS433 (optional dependency on issue 5)
-
-            opener = getattr(store_mod, "open_store", None) or getattr(store_mod, "DatasetStore", None)
-            if opener is None:
-                raise DatasetError("nextham.data.store provides neither open_store nor DatasetStore")
-            self._store = opener(self.path) if opener.__name__ == "open_store" else opener(self.path, mode="r")
+            self._store = DatasetStore(self.path, mode="r")
         return self._store
 
     def __len__(self) -> int:
@@ -88,6 +118,11 @@ class StoreSource:
 
     def __getitem__(self, index: int) -> StructureRecord:
         return self._open()[index]
+
+    def content(self) -> tuple[Basis, bool]:
+        """From the store's manifest."""
+        basis, spins = self._open().content()
+        return _one_spin(str(self.path), basis, spins)
 
     def __getstate__(self):
         return {"path": self.path, "_store": None, "_n": self._n}
@@ -100,21 +135,17 @@ def open_dataset(path: str | os.PathLike) -> RecordSource:
         raise DatasetError(f"{path}: no such dataset (generate one with `nextham generate`)")
     if path.is_dir():
         return FolderSource(path)
-    import h5py
-
     if h5py.is_hdf5(path):
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") == "nextham-record":
                 return ListSource([read_record(path)], path)
         raise DatasetError(f"{path}: an HDF5 file that is not a nextham record; datasets are LMDB stores made by "
                            f"`nextham generate` or folders of record files")
-    try:
-        return StoreSource(path)
-    except ImportError:
-        raise DatasetError(f"{path}: reading dataset stores needs nextham.data.store, which is not installed") from None
+    return StoreSource(path)
 
 
 def splits_path(source: RecordSource) -> Path | None:
+    """Where the split of ``source`` is stored (None for records in memory)."""
     if source.path is None:
         return None
     p = Path(source.path)

@@ -1,0 +1,131 @@
+"""Inference: load a trained model from a checkpoint and predict the self-consistent H of records.
+
+Everything runs under :func:`torch.no_grad` (no autograd graph is built; TraceGrad takes its inner
+gradient itself and gives the same outputs as with autograd on). Used by ``nextham predict``,
+``nextham evaluate`` (:mod:`nextham.analysis.evaluate`) and the demo workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from .basis.orbitals import Basis
+from .blocks.record import StructureRecord
+from .checkpoint import CheckpointError, load_checkpoint
+from .models import DTYPES, batch_functions, build_model, model_hamiltonian
+
+
+def select_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: ``cuda:<local_rank>`` when CUDA is available, else CPU; otherwise the named device."""
+    if requested == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(requested)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {requested!r} requested but CUDA is not available")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode on ``device`` with the batch functions of its kind and its checkpoint dict."""
+
+    model: torch.nn.Module
+    checkpoint: dict[str, Any]
+    build: Callable[[StructureRecord], Any]
+    collate: Callable[[list], Any]
+    device: torch.device
+    path: Path
+
+    @property
+    def basis(self) -> Basis:
+        return Basis.from_json(self.checkpoint["basis"])
+
+    @property
+    def spinful(self) -> bool:
+        return bool(self.checkpoint["spinful"])
+
+    @property
+    def engine(self) -> dict[str, str]:
+        """Name and JSON settings of the engine that produced the training data (may be empty)."""
+        return self.checkpoint.get("engine", {}) or {}
+
+
+def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
+    """The model of a checkpoint (``last.pt``, ``best.pt`` or an exported ``model.pt``), in eval mode."""
+    ckpt = load_checkpoint(path, map_location="cpu")
+    cfg = ckpt["config"]
+    m = cfg["model"]
+    dtype = DTYPES[cfg["run"]["dtype"]]
+    try:
+        model = build_model(m["kind"], m["preset"], m["overrides"], Basis.from_json(ckpt["basis"]),
+                            bool(ckpt["spinful"]), dtype)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model.load_state_dict(ckpt["model"])
+    device = torch.device(device)
+    model.to(device).eval()
+    build, collate = batch_functions(m["kind"], cfg["data"]["cutoff"], dtype)
+    return TrainedModel(model, ckpt, build, collate, device, Path(path))
+
+
+@torch.no_grad()
+def predict_records(trained: TrainedModel, records: Sequence[StructureRecord]) -> list[StructureRecord]:
+    """Predicted H of each record (one structure per forward pass); returns copies with ``H`` replaced
+    (float64 / complex128). The input records need S and H0; a stored DFT ``H`` is never shown to the
+    model (it is dropped before the batch is built and replaced in the copy)."""
+    out = []
+    for rec in records:
+        inp = rec.replace(blocks={k: v for k, v in rec.blocks.items() if k != "H"})
+        batch = trained.collate([trained.build(inp)]).to(trained.device)
+        h = model_hamiltonian(trained.model(batch), batch).cpu().numpy()
+        out.append(rec.with_blocks(H=h.astype(np.complex128 if np.iscomplexobj(h) else np.float64)))
+    return out
+
+
+def check_basis(model_basis: Basis, record: StructureRecord) -> None:
+    """The engine's basis for each element must be the one the model was trained on."""
+    for el in record.basis.elements:
+        if el.symbol not in model_basis:
+            raise ValueError(f"the model was not trained on element {el.symbol} "
+                             f"(it knows {', '.join(model_basis.symbols)})")
+        if model_basis[el.symbol].ls != el.ls:
+            raise ValueError(f"element {el.symbol}: the engine's basis {el.spec()} differs from the model's "
+                             f"{model_basis[el.symbol].spec()}; use the engine settings of the training data")
+
+
+def predict_structure(trained: TrainedModel, atoms: Atoms, engine_name: str | None = None,
+                      ) -> tuple[StructureRecord, dict[str, float]]:
+    """Engine (S and H0 only, no SCF) -> model: the predicted record and the time of each stage (s).
+
+    The engine is the training data's with its settings unless ``engine_name`` names another (which
+    then runs with its default settings).
+    """
+    from .engines import get_engine
+
+    eng = trained.engine
+    name = engine_name or eng.get("name") or "gpaw"
+    settings = json.loads(eng.get("settings_json", "{}")) if name == eng.get("name") else {}
+    engine = get_engine(name, **settings)
+    times = {}
+    t = time.perf_counter()
+    rec = engine.compute(atoms, soc=trained.spinful, h0_only=True)
+    times["engine_S_H0_s"] = time.perf_counter() - t
+    check_basis(trained.basis, rec)
+    t = time.perf_counter()
+    pred = predict_records(trained, [rec])[0]
+    times["model_s"] = time.perf_counter() - t
+    pred.metadata = {**pred.metadata, "predicted_by": {"checkpoint": str(trained.path),
+                                                       "versions": trained.checkpoint["versions"]}}
+    return pred, times

@@ -1,0 +1,100 @@
+"""Model kinds: build a model and its batches from the ``model`` section of a training config.
+
+A kind is a name bound to two functions: ``build(preset, overrides, basis, spinful) -> torch.nn.Module``
+and ``batches(cutoff, dtype) -> (build_item(record), collate(items) -> batch)``. Production has one
+kind, ``nextham`` (the equivariant model of :mod:`nextham.nn` on graphs of :mod:`nextham.graph`);
+tests register others with :func:`register_model_kind` (e.g. :mod:`nextham.testing.toy`). The trainer
+and :mod:`nextham.inference` build models only through :func:`build_model`, so a checkpoint names the
+kind it needs in its config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .basis.orbitals import Basis
+from .blocks.record import StructureRecord
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+BatchFunctions = tuple[Callable[[StructureRecord], Any], Callable[[list], Any]]
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """How to build a model and its batches.
+
+    ``trace_head``: the model has parameters that only the trace loss trains (DDP must then look for
+    unused parameters when that loss is off).
+    """
+
+    build: Callable[[str, dict, Basis, bool], torch.nn.Module]
+    batches: Callable[[float, torch.dtype], BatchFunctions]
+    trace_head: bool = False
+
+
+MODEL_KINDS: dict[str, ModelKind] = {}
+
+
+def register_model_kind(name: str, kind: ModelKind) -> None:
+    """Make ``name`` usable as ``model.kind`` in configs and checkpoints."""
+    MODEL_KINDS[name] = kind
+
+
+def model_kind(name: str) -> ModelKind:
+    try:
+        return MODEL_KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown model kind {name!r} (known: {', '.join(sorted(MODEL_KINDS))})") from None
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    """Temporarily set torch's default dtype (restored afterwards)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: bool,
+                dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The model of a config, initialised under a float32 default dtype whatever the process's global
+    default is (the same seed must give the same weights in every process, e.g. DDP workers), then
+    cast to ``dtype``."""
+    k = model_kind(kind)
+    with _default_dtype(torch.float32):
+        return k.build(preset, overrides, basis, spinful).to(dtype)
+
+
+def batch_functions(kind: str, cutoff: float, dtype: torch.dtype = torch.float32) -> BatchFunctions:
+    """``(build(record) -> item, collate(items) -> batch)`` for the model kind."""
+    return model_kind(kind).batches(cutoff, dtype)
+
+
+def model_hamiltonian(output: Any, batch: Any) -> torch.Tensor:
+    """Packed predicted H of a model output (``.hamiltonian``, else ``h0 + delta``)."""
+    h = getattr(output, "hamiltonian", None)
+    return h if h is not None else batch.h0 + output.delta
+
+
+def _build_nextham(preset: str, overrides: dict, basis: Basis, spinful: bool) -> torch.nn.Module:
+    from .nn import ModelConfig, NextHAMModel
+
+    return NextHAMModel(ModelConfig.preset(preset, **overrides), basis, spinful)
+
+
+def _nextham_batches(cutoff: float, dtype: torch.dtype) -> BatchFunctions:
+    """Graphs are float64 whatever ``dtype``: the model casts them to its own dtype."""
+    from .graph import build_graph, collate
+
+    return (lambda rec: build_graph(rec, cutoff=cutoff)), (lambda items: collate(list(items)))
+
+
+register_model_kind("nextham", ModelKind(_build_nextham, _nextham_batches, trace_head=True))
