@@ -1,29 +1,35 @@
-"""Band-structure and DOS plots (matplotlib, Agg backend; PNG or PDF by file suffix)."""
+"""Band-structure and DOS plots (PNG or PDF by file suffix).
+
+Figures are :class:`matplotlib.figure.Figure` objects written with ``savefig``: no pyplot state and no
+backend switch, so an interactive session (a notebook) keeps its backend.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..physics.bands import BandStructure  # noqa: E402
+from ..physics.bands import BandStructure
 
 STYLES = [dict(color="black", lw=1.6, ls="-"), dict(color="tab:red", lw=1.1, ls="--"),
           dict(color="tab:blue", lw=1.0, ls=":"), dict(color="tab:green", lw=1.0, ls="-.")]
 
 
-def save_figure(fig, out: str | Path) -> Path:
-    """Lay out, write (PNG or PDF by suffix, 150 dpi) and close a figure; returns the path."""
+def new_figure(figsize: tuple[float, float]):
+    """A figure with one axes, outside pyplot: ``(fig, ax)``."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def save_figure(fig: Figure, out: str | Path) -> Path:
+    """Lay out and write a figure (PNG or PDF by suffix, 150 dpi); returns the path."""
     out = Path(out)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)
-    plt.close(fig)
     return out
 
 
@@ -36,7 +42,7 @@ def plot_bands(bands: Sequence[BandStructure], out: str | Path, window: tuple[fl
     """
     out = Path(out)
     ef = reference_fermi if reference_fermi is not None else (bands[0].fermi_energy_eV or 0.0)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = new_figure((6, 4.5))
     path = bands[0].path
     for b, style in zip(bands, STYLES):
         if len(b.path.x) != len(path.x):
@@ -68,7 +74,7 @@ def plot_dos(energies: np.ndarray, dos_curves: dict[str, np.ndarray], out: str |
     """Plot one or more DOS curves (states/eV/cell) against energy (eV, relative to ``fermi`` if given)."""
     out = Path(out)
     shift = fermi or 0.0
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = new_figure((6, 3.5))
     for (label, d), style in zip(dos_curves.items(), STYLES):
         ax.plot(energies - shift, d, label=label, **style)
     if fermi is not None:

@@ -1,16 +1,12 @@
-"""Plots of the evaluation report: error by element, parity plot (matplotlib, Agg)."""
+"""Plots of the evaluation report: error by element, parity plot (figures outside pyplot, see ``plots``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .plots import save_figure  # noqa: E402
+from .plots import new_figure, save_figure
 
 
 def plot_error_by_element(model: dict, h0: dict, out: str | Path) -> Path:
@@ -18,7 +14,7 @@ def plot_error_by_element(model: dict, h0: dict, out: str | Path) -> Path:
     out = Path(out)
     els = list(model)
     x = np.arange(len(els))
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(els) + 2), 3.5))
+    fig, ax = new_figure((max(4, 0.6 * len(els) + 2), 3.5))
     ax.bar(x - 0.2, [h0[e]["mae_meV"] for e in els], 0.4, label="H0 (baseline)", color="0.6")
     ax.bar(x + 0.2, [model[e]["mae_meV"] for e in els], 0.4, label="NextHAM", color="tab:red")
     ax.set_xticks(x, els)
@@ -34,7 +30,7 @@ def plot_parity(ref: np.ndarray, pred: np.ndarray, h0: np.ndarray, out: str | Pa
     out = Path(out)
     rng = np.random.default_rng(seed)
     idx = rng.permutation(ref.size)[:max_points]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = new_figure((4.5, 4.5))
     parts = [("Re", np.real)] + ([("Im", np.imag)] if np.iscomplexobj(ref) else [])
     for name, f in parts:
         ax.scatter(f(ref[idx]), f(h0[idx]), s=2, alpha=0.4, color="0.6", label=f"H0 ({name})")

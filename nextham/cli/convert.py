@@ -31,8 +31,7 @@ def register(app: typer.Typer) -> None:
         A folder of many structures converts in parallel with a progress bar; structures that fail are
         skipped and listed with the reason (exit status 1 when any failed).
         """
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from tqdm.auto import tqdm
 
         from ..io.batch import convert_many, find_structures, target_for
         from ..io.errors import FormatError
@@ -45,7 +44,6 @@ def register(app: typer.Typer) -> None:
         if not src.exists():
             raise FormatError(src, "no such file or folder")
         options = {"orbital_dirs": [str(p) for p in orbital_dir]} if orbital_dir else {}
-        console = Console(stderr=True)
         single = FORMATS[from_].detect(src) if from_ != "auto" else _detects_any(src)
         if single:
             fmt = detect_format(src) if from_ == "auto" else from_
@@ -67,11 +65,9 @@ def register(app: typer.Typer) -> None:
                 h0_p = str(h0 / p.relative_to(src))
             items.append((str(p), str(target_for(p, src, dst, to)), h0_p))
         failures, n_ok = [], 0
-        columns = (TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("convert", total=len(items))
+        with tqdm(total=len(items), desc="converting", unit="structure", dynamic_ncols=True) as bar:
             for out in convert_many(items, from_, to, options, jobs=jobs):
-                bar.advance(task)
+                bar.update(1)
                 if out.ok:
                     n_ok += 1
                 else:

@@ -215,16 +215,8 @@ def _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, worke
             cluster.close()
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, enabled: bool):
-    if not enabled or total == 0:
-        return _NoBar()
     from tqdm.auto import tqdm
-    return tqdm(total=total, unit="structure", desc="generate", smoothing=0.1, dynamic_ncols=True)
+
+    return tqdm(total=total, unit="structure", desc="generate", smoothing=0.1, dynamic_ncols=True,
+                disable=not enabled or total == 0)

@@ -24,6 +24,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
+from ..structure.identity import structure_key
+
 #: The 67 elements: H-Ba (Z 1-56) and Hf-Bi (Z 72-83), without Tc (no GPAW setup).
 GPAW_ELEMENTS: tuple[str, ...] = tuple(
     chemical_symbols[z] for z in list(range(1, 57)) + list(range(72, 84)) if chemical_symbols[z] != "Tc")
@@ -44,17 +46,6 @@ class StructureInput:
     atoms: Atoms | None = None
     error: str | None = None
     source: str = ""
-
-
-def structure_key(atoms: Atoms) -> str:
-    """Content hash of a structure (numbers, cell and positions rounded to 1e-5 Å): equal structures
-    get equal keys, whatever file or set they came from."""
-    h = hashlib.sha1()
-    h.update(np.asarray(atoms.numbers, np.int64).tobytes())
-    h.update(np.round(np.asarray(atoms.cell.array, float), 5).tobytes())
-    h.update(np.round(np.asarray(atoms.positions, float), 5).tobytes())
-    h.update(np.asarray(atoms.pbc, bool).tobytes())
-    return h.hexdigest()[:20]
 
 
 def _radius(symbol: str) -> float:

@@ -18,6 +18,7 @@ from ase import Atoms
 from ..basis.orbitals import Basis, ElementBasis
 from ..basis.rotations import real_spherical_harmonics
 from ..blocks.record import StructureRecord
+from ..structure.identity import structure_key
 from ..structure.neighbours import neighbour_list
 from .base import Engine, EngineInputError, register_engine
 
@@ -54,7 +55,6 @@ class ToyEngine(Engine):
         self.check_input(atoms)
         t0 = time.perf_counter()
         if self.log_file:
-            from ..data.structures import structure_key
             with open(self.log_file, "a") as fh:
                 fh.write(f"start {structure_key(atoms)} {os.getpid()}\n")
         if self.sleep:

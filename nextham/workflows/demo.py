@@ -50,7 +50,8 @@ def demo_structures(s: DemoSettings):
     """Seeded strained/displaced cells of a few semiconductors (``StructureInput`` list)."""
     from ase.build import bulk
 
-    from ..data.structures import StructureInput, perturb, structure_key
+    from ..data.structures import StructureInput, perturb
+    from ..structure.identity import structure_key
 
     rng = np.random.default_rng(s.seed)
     out = []

@@ -65,3 +65,15 @@ def test_evaluate_end_to_end(tmp_path):
     assert list((tmp_path / "report").glob("bands_*.png"))
     assert rep["timing"]["n_timed"] == 1 and rep["bands"]["model"]["ghost_checked_eigenvalues"] > 0
     assert any("gauge MAE" in l for l in summary_lines(rep))
+
+
+def test_plot_modules_keep_the_users_matplotlib_backend(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; import nextham.analysis.plots as p, nextham.analysis.report_plots; "
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
+            f"fig, ax = p.new_figure((2, 2)); ax.plot([0, 1]); p.save_figure(fig, {str(tmp_path / 'f.png')!r})")
+    env = {**__import__("os").environ, "MPLBACKEND": "svg"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(tmp_path.parent))
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

@@ -125,7 +125,8 @@ def test_kill9_with_gpaw_h0_only(tmp_path):
 import sys
 from ase.build import bulk
 from nextham.data.generate import generate
-from nextham.data.structures import StructureInput, structure_key
+from nextham.data.structures import StructureInput
+from nextham.structure.identity import structure_key
 if __name__ == "__main__":
     items = []
     for i, a in enumerate([5.40, 5.43, 5.46, 5.49, 5.52]):

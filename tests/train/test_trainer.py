@@ -114,7 +114,8 @@ def test_open_dataset_store_and_splits_beside_it(tmp_path):
     from ase.build import bulk
 
     from nextham.data.generate import generate
-    from nextham.data.structures import StructureInput, structure_key
+    from nextham.data.structures import StructureInput
+    from nextham.structure.identity import structure_key
     from nextham.data.access import open_dataset, splits_path
 
     items = []
