@@ -81,3 +81,41 @@ def test_export_hdf5(tmp_path, records):
     with h5py.File(out) as f:
         rec = read_record_group(f["records/0000000000"])
     np.testing.assert_array_equal(rec.blocks["H"], records[0].blocks["H"])
+
+
+def test_manifest_holds_basis_and_spin_and_old_datasets_get_them_once(tmp_path, records, monkeypatch):
+    import json
+
+    import nextham.data.store as store_mod
+    from nextham.data.access import DatasetError, open_dataset
+    from nextham.testing.toy import random_record
+
+    path = tmp_path / "ds.lmdb"
+    with DatasetStore(path, mode="a") as st:
+        st.append(records[0], "k0")
+        gaas = random_record(1)  # Ga, As with another basis than the toy engine's Si
+        st.append(gaas, "k1")
+        man = st.manifest
+    assert man["spinful"] == [False] and man["basis"] == records[0].basis.merged(gaas.basis).to_json()
+
+    decoded = []
+    real = store_mod.record_from_bytes
+    monkeypatch.setattr(store_mod, "record_from_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    basis, spinful = open_dataset(path).content()
+    assert decoded == [] and spinful is False and basis.symbols == ("Si", "Ga", "As")
+
+    # a dataset written before the manifest had them: read once by a reader, stored by the next writer
+    with DatasetStore(path, mode="a") as st:
+        man = st.manifest
+        del man["basis"], man["spinful"]
+        with st.env.begin(write=True) as txn:
+            txn.put(b"meta/manifest", json.dumps(man).encode())
+    src = open_dataset(path)
+    assert src.content() == (basis, False) and len(decoded) == 2
+    src.content()
+    assert len(decoded) == 2  # cached
+    with DatasetStore(path, mode="a") as st:
+        assert st.manifest["basis"] == basis.to_json() and st.manifest["spinful"] == [False]
+        st.append(random_record(2, spinful=True), "k2")
+    with pytest.raises(DatasetError, match="mixes spinful and spinless"):
+        open_dataset(path).content()
