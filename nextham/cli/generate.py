@@ -1,7 +1,4 @@
-"""``nextham generate``: the dataset builder (``nextham info DATASET`` lives in cli/physics.py).
-
-The lead wires these into the typer app with ``generate.register(app)``.
-"""
+"""``nextham generate``: the dataset builder (``nextham info DATASET`` lives in cli/physics.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ turning unreadable or empty files into :class:`StructureInput` entries that carr
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 

@@ -2,8 +2,8 @@
 
 Every call into GPAW's internals lives in this module. They are not public API, so the engine
 needs exactly ``gpaw == 26.7.0`` (:data:`GPAW_VERSION`) and refuses any other version with a clear
-error; ``tests/engines/test_gpaw_internals.py`` exercises each internal so that a change breaks a
-fast test, not a dataset.
+error; ``tests/engines/test_gpaw.py`` exercises each internal so that a change breaks a test,
+not a dataset.
 
 Method (docs/engine.md has the full account)
 ---------------------------------------------
@@ -34,20 +34,21 @@ import gzip
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
+from ase.neighborlist import primitive_neighbor_list
 from ase.units import Bohr, Ha
 
 from ..basis.orbitals import Basis, ElementBasis
 from ..blocks.record import StructureRecord
 from .base import Engine, EngineError, EngineInputError, EngineUnavailable, register_engine
-from .realspace import bloch_to_realspace, bvk_mesh, mesh_index, mesh_kpoints, pair_support
+from .realspace import bloch_to_realspace, bvk_mesh, mesh_index, pair_support
 
 GPAW_VERSION = "26.7.0"
 """The only GPAW version whose internals this module is written against."""
@@ -249,15 +250,14 @@ class GPAWEngine(Engine):
         if bad:
             raise EngineInputError(f"unknown element(s) {bad}")
         choose_setups(symbols, self.config.setups, self.config.xc, self.config.basis)
-        if len(atoms) > 1 or True:
-            from ase.neighborlist import primitive_neighbor_list
-            i, j, d = primitive_neighbor_list("ijd", atoms.pbc, atoms.cell.array, atoms.positions,
-                                              MIN_DISTANCE, self_interaction=False)
-            if len(d):
-                k = int(np.argmin(d))
-                raise EngineInputError(
-                    f"overlapping atoms: {symbols[i[k]]}{i[k]} and {symbols[j[k]]}{j[k]} are "
-                    f"{d[k]:.3f} Å apart (minimum {MIN_DISTANCE} Å)")
+        # also a single atom: its own periodic images may overlap in a tiny cell
+        i, j, d = primitive_neighbor_list("ijd", atoms.pbc, atoms.cell.array, atoms.positions,
+                                          MIN_DISTANCE, self_interaction=False)
+        if len(d):
+            k = int(np.argmin(d))
+            raise EngineInputError(
+                f"overlapping atoms: {symbols[i[k]]}{i[k]} and {symbols[j[k]]}{j[k]} are "
+                f"{d[k]:.3f} Å apart (minimum {MIN_DISTANCE} Å)")
 
     # ------------------------------------------------------------------ main entry
     def compute(self, atoms: Atoms, soc: bool = False, h0_only: bool = False) -> StructureRecord:
@@ -403,8 +403,8 @@ class _GPAWRun:
         """(S_k, H_k) on the BvK mesh in FFT order, eV, nextham orbital order, for ``potential``.
 
         Same terms as GPAW's ``CollinearHamiltonianMatrixCalculator`` (potential matrices on the grid
-        for every BvK displacement, PAW ``P^* dH P^T``, kinetic ``T``), batched over k with BLAS
-        instead of one einsum per k; checked against GPAW's per-k matrices in the tests.
+        for every BvK displacement, PAW ``P^* dH P^T``, kinetic ``T``), batched over k; checked
+        against GPAW's per-k matrices (:meth:`bvk_matrices_reference`) in the tests.
         """
         ham = self.bvk.scf_loop.hamiltonian
         matcalc = ham.create_hamiltonian_matrix_calculator(potential)
@@ -513,7 +513,6 @@ class _GPAWRun:
     def _own_eigenvalues(self, dft, kpts: np.ndarray, soc: bool) -> np.ndarray:
         """GPAW's eigenvalues (eV) of ``dft``'s density at ``kpts``: fixed-density diagonalisation
         with all bands (``soc_eigenstates`` on top for SOC)."""
-        from gpaw.dft import Parameters
         from gpaw.new.ase_interface import ASECalculator
         from gpaw.new.logger import Logger
 

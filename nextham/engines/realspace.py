@@ -9,9 +9,9 @@ returns the sum of ``M(R + N t)`` over all Born-von Karman (BvK) images ``t``. W
 pair's blocks vanish beyond a distance ``rcut_i + rcut_j`` and the mesh is large enough that all
 translations R of a pair within that distance are distinct modulo N (:func:`bvk_mesh`), each
 residue class holds at most one non-zero image and ``M(R)`` is recovered exactly: the block of pair
-(i, j) at residue r is assigned to the image closest to ``pos_i`` ("Wigner-Seitz" choice) when it
-lies within the cutoff. Everything else must be zero; :func:`bloch_to_realspace` reports the largest
-value it drops (aliasing check).
+(i, j) at residue r goes to the one translation R = r (mod N) of that pair within the cutoff
+(:func:`pair_support`), if there is one. Everything else must be zero; :func:`bloch_to_realspace`
+reports the largest value it drops (aliasing check).
 
 Pure numpy, vectorized over k, R and orbitals; no engine imports.
 """

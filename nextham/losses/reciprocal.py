@@ -106,7 +106,7 @@ def reciprocal_loss(pred: torch.Tensor, layout: PackedLayout, eigs: list[Eigensy
     Hk = bloch_h(layout, pred, k)
     cdtype = Hk.dtype
     nk = len(eigs)
-    proj, diag_res, diag_w, parts = [], [], [], []
+    proj, diag_res, diag_w = [], [], []
     cut = np.inf if fermi_energy_eV is None else float(fermi_energy_eV) + window_eV
     for H, e in zip(Hk, eigs):
         C = e.C.to(device=H.device, dtype=cdtype)

@@ -107,7 +107,7 @@ class TwoCentreModel:
             return H, np.eye(el.norb)
         sigma = pauli_matrices()
         lam = self.soc.get(symbol, [0.0] * len(el.shells))
-        Ls = [np.einsum("aij->aij", angular_momentum_matrices(s.l)) for s in el.shells]
+        Ls = [angular_momentum_matrices(s.l) for s in el.shells]
         soc = sum(np.kron(sigma[a], block_diag(*[0.5 * lm * L[a] for lm, L in zip(lam, Ls)])) for a in range(3))
         return np.kron(np.eye(2), H) + soc, np.eye(el.norb)
 
@@ -116,9 +116,7 @@ class TwoCentreModel:
         nl = neighbour_list(atoms, self.cutoff, self_loops=True)
         Z = atoms.numbers
         H_parts, S_parts = [], []
-        cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        key = {}
-        for e, ((i, j), R, d) in enumerate(zip(nl.edge_index, nl.edge_R, nl.vectors)):
+        for (i, j), R, d in zip(nl.edge_index, nl.edge_R, nl.vectors):
             if i == j and not R.any():
                 Hb, Sb = self._onsite_block(atoms.get_chemical_symbols()[i], spinful)
             else:

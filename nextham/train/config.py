@@ -6,7 +6,7 @@ Unknown keys are rejected everywhere (a typo is an error, never a silently ignor
 Example::
 
     version: 1
-    data: {path: data/demo.h5}
+    data: {path: data/demo.lmdb}
     model: {preset: small}
     optim: {epochs: 50, lr: 5.0e-4}
     run: {out_dir: runs/demo}

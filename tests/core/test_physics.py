@@ -9,7 +9,7 @@ from nextham.basis.orbitals import Basis
 from nextham.basis.rotations import atom_rotation, random_orthogonal
 from nextham.blocks.ops import spinful_overlap
 from nextham.physics.bands import eigenvalues
-from nextham.physics.bloch import bloch_sum, bloch_sum_loop, overlap_for
+from nextham.physics.bloch import bloch_sum, bloch_sum_loop
 from nextham.physics.dos import electron_count, fermi_level, gaussian_dos
 from nextham.physics.eig import solve_generalized
 from nextham.physics.kpoints import high_symmetry_path, monkhorst_pack

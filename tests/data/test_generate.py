@@ -1,6 +1,5 @@
 """Generation: failures recorded with reasons, resume, kill -9 safety, nothing computed twice."""
 
-import json
 import os
 import signal
 import subprocess
@@ -8,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from ase.build import bulk
 from ase.io import write
@@ -150,7 +148,6 @@ if __name__ == "__main__":
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     with DatasetStore(out) as st:
-        n_before = len(st)
         st.validate()
     subprocess.run(args, check=True, timeout=600)
     with DatasetStore(out) as st:

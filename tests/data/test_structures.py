@@ -1,6 +1,5 @@
 """Structure sets: reproducible, physically spaced, covering the 67 GPAW elements; file reading."""
 
-import numpy as np
 from ase.build import bulk
 from ase.io import write
 from ase.neighborlist import neighbor_list
