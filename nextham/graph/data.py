@@ -18,7 +18,7 @@ cover every packed element exactly once (``pair_perm`` inverts their concatenati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -203,8 +203,8 @@ def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> Grap
 class GraphBatch:
     """Several structures concatenated (fields as in :class:`GraphData`, indices offset).
 
-    Extra fields: ``node_batch`` (N,) structure of each atom; ``graph_batch`` (E_g,), ``record_batch``
-    (E_r,) structure of each edge; ``node_ptr``, ``graph_ptr``, ``record_ptr`` (B+1,) boundaries;
+    Extra fields: ``record_batch`` (E_r,) structure of each record edge; ``node_ptr``, ``record_ptr``
+    (B+1,) boundaries;
     ``packed_ptr`` (B+1,) segments of ``h0``/``h_target``/``delta``; ``overlap_ptr`` (B+1,) segments of
     ``overlap``; ``structure_of_element`` (K,) structure of each packed value; ``pair_perm`` (K,)
     gather index turning the concatenation of the groups' values (sorted ``(l1, l2)``, each
@@ -215,11 +215,9 @@ class GraphBatch:
     spinful: bool
     cutoff: float
     numbers: torch.Tensor
-    node_batch: torch.Tensor
     graph_index: torch.Tensor
     graph_vec: torch.Tensor
     graph_record: torch.Tensor
-    graph_batch: torch.Tensor
     record_index: torch.Tensor
     record_graph: torch.Tensor
     record_length: torch.Tensor
@@ -233,12 +231,10 @@ class GraphBatch:
     overlap: torch.Tensor | None
     conj_index: torch.Tensor
     node_ptr: torch.Tensor
-    graph_ptr: torch.Tensor
     record_ptr: torch.Tensor
     packed_ptr: torch.Tensor
     overlap_ptr: torch.Tensor | None
     structure_of_element: torch.Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_structures(self) -> int:
@@ -309,11 +305,9 @@ def collate(items: list[GraphData]) -> GraphBatch:
         spinful=spinful.pop(),
         cutoff=min(g.cutoff for g in items),
         numbers=cat([g.numbers for g in items]),
-        node_batch=rep(torch.arange(B), node_ptr.diff()),
         graph_index=cat([g.graph_index + node_ptr[b] for b, g in enumerate(items)], dim=1),
         graph_vec=cat([g.graph_vec for g in items]),
         graph_record=cat([_shift(g.graph_record, int(record_ptr[b])) for b, g in enumerate(items)]),
-        graph_batch=rep(torch.arange(B), graph_ptr.diff()),
         record_index=cat([g.record_index + node_ptr[b] for b, g in enumerate(items)], dim=1),
         record_graph=cat([_shift(g.record_graph, int(graph_ptr[b])) for b, g in enumerate(items)]),
         record_length=cat([g.record_length for g in items]),
@@ -327,7 +321,6 @@ def collate(items: list[GraphData]) -> GraphBatch:
         overlap=cat([g.overlap for g in items]) if has_s else None,
         conj_index=cat([g.conj_index + packed_ptr[b] for b, g in enumerate(items)]),
         node_ptr=node_ptr,
-        graph_ptr=graph_ptr,
         record_ptr=record_ptr,
         packed_ptr=packed_ptr,
         overlap_ptr=overlap_ptr,
