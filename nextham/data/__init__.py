@@ -1,4 +1,5 @@
-"""Datasets: the store (one LMDB file per dataset), structure-set builders, generation, info."""
+"""Datasets: the store (one LMDB file per dataset), access and splits (``access``), structure-set
+builders, generation, info."""
 
 from .info import dataset_info
 from .store import DatasetStore, StoreError

@@ -94,8 +94,11 @@ class FolderSource:
     def content(self) -> tuple[Basis, bool]:
         """From the record files' attributes (the blocks are not read)."""
         def attrs(path: Path) -> tuple[Basis, bool]:
-            with h5py.File(path, "r") as f:
-                return Basis.from_json(f.attrs["basis"]), bool(f.attrs["spinful"])
+            try:
+                with h5py.File(path, "r") as f:
+                    return Basis.from_json(f.attrs["basis"]), bool(f.attrs["spinful"])
+            except (OSError, KeyError) as exc:
+                raise DatasetError(f"{path}: not a readable nextham record ({exc})") from None
 
         return dataset_content(str(self.path), (attrs(p) for p in self.files))
 
