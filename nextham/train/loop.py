@@ -17,10 +17,9 @@ Reproducibility and exact resume
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -32,11 +31,12 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
-from ..data.access import RecordSource, atomic_write_text, load_or_create_splits, open_dataset
+from ..data.access import RecordSource, load_or_create_splits, open_dataset
 from ..losses import Objective, ObjectiveSettings, overlap_like_h, packed_layout
 from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind
 from .config import TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
+from .run_log import RunLog, on_stop_signals
 
 
 class TrainingDiverged(RuntimeError):
@@ -280,11 +280,10 @@ class Trainer:
                      f"to continue, or change run.out_dir to start afresh")
             return {}
         cfg = self.cfg
-        writer = self._open_logs()
-        old_handlers = self._install_signal_handlers()
+        run_log = RunLog(self.out, cfg.to_yaml(), self.dist.is_main, cfg.run.tensorboard, self.log)
         steps_this_call = 0
         metrics: dict = {}
-        try:
+        with on_stop_signals(self._on_signal), contextlib.closing(run_log):
             while self.epoch < cfg.optim.epochs:
                 self.sampler.set_epoch(self.epoch)
                 meter = _Meter({})
@@ -323,15 +322,11 @@ class Trainer:
                     self.save("best.pt", metrics, with_optimizer=False)
                 if self.epoch % cfg.run.checkpoint_every == 0 or self.finished:
                     self.save("last.pt", metrics)
-                self._log_metrics(metrics, writer)
+                run_log.write(metrics)
             self.save("model.pt", metrics, with_optimizer=False)
             return metrics
-        finally:
-            self._restore_signal_handlers(old_handlers)
-            if writer is not None:
-                writer.close()
 
-    # ------------------------------------------------------------------ logging helpers
+    # ------------------------------------------------------------------ helpers
     def _progress(self, initial: int):
         from tqdm.auto import tqdm
 
@@ -339,63 +334,10 @@ class Trainer:
                     leave=False, dynamic_ncols=True, file=sys.stderr,
                     disable=not (self.cfg.run.progress and self.dist.is_main))
 
-    def _open_logs(self):
-        if not self.dist.is_main:
-            return None
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
-        if not self.cfg.run.tensorboard:
-            return None
-        try:
-            import tensorboard  # noqa: F401
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            if not getattr(Trainer, "_tb_warned", False):
-                self.log("tensorboard is not installed: metrics go to metrics.csv only "
-                         "(pip install tensorboard to get TensorBoard logs)")
-                Trainer._tb_warned = True
-            return None
-        return SummaryWriter(log_dir=str(self.out / "tensorboard"))
-
-    def _log_metrics(self, metrics: dict, writer) -> None:
-        if not self.dist.is_main:
-            return
-        path = self.out / "metrics.csv"
-        rows = []
-        if path.exists():
-            with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < metrics["epoch"]]
-        rows.append({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in metrics.items()})
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        text_rows = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
-        atomic_write_text(path, "\n".join(text_rows) + "\n")
-        if writer is not None:
-            for k, v in metrics.items():
-                if isinstance(v, (int, float)) and k not in ("epoch",):
-                    writer.add_scalar(k, v, metrics["epoch"])
-            writer.flush()
-        msg = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
-                        if k in ("epoch", "train_loss", "val_loss", "val_gauge_mae_meV", "val_h0_gauge_mae_meV", "epoch_time_s"))
-        self.log(msg)
-
-    def _install_signal_handlers(self):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def handler(signum, frame):
-            self._stop = True
-            if self.dist.is_main:
-                self.log(f"signal {signum}: stopping after this step and saving last.pt")
-
-        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    @staticmethod
-    def _restore_signal_handlers(old) -> None:
-        if old:
-            for s, h in old.items():
-                signal.signal(s, h)
+    def _on_signal(self, signum: int) -> None:
+        self._stop = True
+        if self.dist.is_main:
+            self.log(f"signal {signum}: stopping after this step and saving last.pt")
 
 
 def _diff(a, b, prefix: str = "") -> list[str]:
