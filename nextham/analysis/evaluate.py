@@ -22,9 +22,7 @@ from .metrics import BandErrors, HamiltonianErrors, ratio_table, residual, timin
 
 def _shifted(record: StructureRecord, name: str, mu: float) -> StructureRecord:
     """Copy with ``name`` replaced by ``name - mu S`` (gauge-aligned to DFT)."""
-    from ..blocks.ops import spinful_overlap
-
-    return record.with_blocks(**{name: record.blocks[name] - mu * spinful_overlap(record)})
+    return record.with_blocks(**{name: record.blocks[name] - mu * record.overlap_like_h()})
 
 
 def select_indices(source, ckpt: dict, split: str, dataset_path: Path) -> list[int]:

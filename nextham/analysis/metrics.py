@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..blocks.ops import spinful_overlap
+from ..blocks.gauge import gauge_residual
 from ..blocks.record import StructureRecord
 
 DISTANCE_BINS = (("onsite", None, None), ("(0,2]", 0.0, 2.0), ("(2,4]", 2.0, 4.0), ("(4,6]", 4.0, 6.0),
@@ -31,26 +31,15 @@ SPIN_BLOCKS = ("uu", "ud", "du", "dd")
 
 def residual(pred: StructureRecord, ref: StructureRecord, name_pred: str = "H", name_ref: str = "H") -> tuple[np.ndarray, float]:
     """``(H_pred - H_ref - mu S, mu)`` packed in the layout of H, with the least-squares ``mu``."""
-    d = pred.blocks[name_pred] - ref.blocks[name_ref]
-    S = spinful_overlap(ref)
-    den = float(np.sum(np.abs(S) ** 2))
-    mu = float(np.real(np.sum(d * np.conj(S)))) / den if den > 0 else 0.0
-    return d - mu * S, mu
+    return gauge_residual(pred.blocks[name_pred], ref.blocks[name_ref], ref.overlap_like_h())
 
 
 def element_categories(record: StructureRecord) -> dict[str, dict[str, np.ndarray]]:
     """Boolean masks over the packed H elements for every breakdown (``{"spin": {...}, "distance": ...}``)."""
-    shapes = record.block_shapes("H" if "H" in record.blocks else "H0")
-    sizes = shapes[:, 0] * shapes[:, 1]
-    edge_of = np.repeat(np.arange(record.n_edges), sizes)
+    edge_of = record.coordinates("H").edge
     out: dict[str, dict[str, np.ndarray]] = {"spin": {}, "distance": {}, "element": {}}
     if record.spinful:
-        off = np.concatenate([[0], np.cumsum(sizes)])
-        local = np.arange(off[-1]) - off[edge_of]
-        ncol = shapes[edge_of, 1]
-        p, q = local // ncol, local % ncol
-        sp = p // (shapes[edge_of, 0] // 2)
-        sq = q // (ncol // 2)
+        sp, sq = record.layout.spin_of_elements()
         for name, (a, b) in zip(SPIN_BLOCKS, ((0, 0), (0, 1), (1, 0), (1, 1))):
             out["spin"][name] = (sp == a) & (sq == b)
     else:

@@ -1,7 +1,8 @@
 """Training losses: gauge-aligned real-space loss, k-space P/Q/PQ loss, trace loss, the objective."""
 from .layout import PackedLayout, bloch_h, bloch_s, overlap_like_h, packed_layout
 from .objective import LossResult, Objective, ObjectiveSettings
-from .real_space import optimal_mu, real_space_loss, weighted_median
+from .gauge import gauge_mae, gauge_shift, weighted_median
+from .real_space import optimal_mu, real_space_loss
 from .reciprocal import dft_eigensystems, generalized_eigh, reciprocal_loss, sample_kpoints, shifted_grid
 from .trace import combine_with_trace, trace_loss
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from .layout import PackedLayout, bloch_h, bloch_s
-from .real_space import elementwise, weighted_median
+from .gauge import weighted_median
+from .real_space import elementwise
 
 
 def shifted_grid(mesh: tuple[int, int, int] = (4, 4, 4), pbc=(True, True, True)) -> np.ndarray:

@@ -59,9 +59,8 @@ def packed_element_indices(record: StructureRecord, name: str) -> tuple[np.ndarr
     Rows/cols index the whole-cell matrix (spin-major for spinful H: ``s * n + orbital``).
     Returns ``(rows, cols, r_index, R_vectors)``; shapes (nnz,), (nnz,), (nnz,), (n_R, 3).
     """
-    edge, rows, cols = record.packed_rows_cols(name)
-    R_vectors, r_of_edge = np.unique(record.edge_R, axis=0, return_inverse=True)
-    return rows, cols, r_of_edge.reshape(-1)[edge], R_vectors
+    c = record.coordinates(name)
+    return c.row, c.col, record.layout.r_of_edge[c.edge], record.layout.lattice_R
 
 
 def bloch_operator(record: StructureRecord, name: str) -> BlochOperator:

@@ -8,7 +8,6 @@ import pytest
 from nextham.analysis.metrics import (BandErrors, HamiltonianErrors, element_categories, ghost_states,
                                       ratio_table, residual)
 from nextham.blocks.h5io import write_record
-from nextham.blocks.ops import spinful_overlap
 from nextham.train.toy import random_record
 
 
@@ -23,7 +22,7 @@ def test_categories_partition_and_gauge_invariance(spinful):
     if spinful:
         assert set(cats["spin"]) == {"uu", "ud", "du", "dd"}
         assert all(m.sum() == nnz // 4 for m in cats["spin"].values())
-    shifted = rec.with_blocks(H=rec.blocks["H"] + 0.8 * spinful_overlap(rec))
+    shifted = rec.with_blocks(H=rec.blocks["H"] + 0.8 * rec.overlap_like_h())
     r, mu = residual(shifted, rec)
     assert abs(mu - 0.8) < 1e-12 and np.abs(r).max() < 1e-12
     acc = HamiltonianErrors()

@@ -5,7 +5,6 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from nextham.blocks.ops import spinful_overlap
 from nextham.losses import (Objective, ObjectiveSettings, bloch_h, bloch_s, dft_eigensystems, optimal_mu,
                             overlap_like_h, packed_layout, real_space_loss, reciprocal_loss, weighted_median)
 from nextham.train.toy import random_record, toy_collate
@@ -20,7 +19,7 @@ def test_overlap_like_h_matches_blocks_ops(spinful):
     rec = random_record(3, spinful=spinful)
     lay = packed_layout(rec)
     got = overlap_like_h(lay, _t(rec.blocks["S"])).numpy()
-    np.testing.assert_allclose(got, spinful_overlap(rec), atol=0)
+    np.testing.assert_allclose(got, rec.overlap_like_h(), atol=0)
 
 
 @pytest.mark.parametrize("spinful", [False, True])

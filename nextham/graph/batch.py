@@ -26,15 +26,11 @@ import torch
 from ase.data import chemical_symbols
 
 from ..basis.irreps import shell_zetas
+from ..blocks.layout import unique_edges
 from ..blocks.record import RecordError, StructureRecord
 
 DEFAULT_CUTOFF = 8.0
 """Å, message-passing cutoff."""
-
-
-def _keys(i: np.ndarray, j: np.ndarray, R: np.ndarray, n_atoms: int) -> np.ndarray:
-    Rs = R.astype(np.int64) + (1 << 15)
-    return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * n_atoms + i) * n_atoms + j
 
 
 @dataclass
@@ -137,14 +133,6 @@ def _pair_groups(record: StructureRecord) -> dict[tuple[int, int], dict[str, np.
     return out
 
 
-def conjugate_index(record: StructureRecord, name: str = "H0") -> np.ndarray:
-    """(K,) packed position of ``B_ji(-R)[q, p]`` for each element ``B_ij(R)[p, q]`` (vectorized).
-
-    The model symmetrises dH and needs both directions of every edge.
-    """
-    return record.partner_index(name).astype(np.int64)
-
-
 def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> GraphData:
     """Tensors of one record: graph within ``cutoff`` (Å) plus the record's own edges; needs ``H0``."""
     if "H0" not in record.blocks:
@@ -158,9 +146,7 @@ def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> Grap
     gi = np.concatenate([rec_i[off_e], ni])
     gj = np.concatenate([rec_j[off_e], nj])
     gR = np.concatenate([record.edge_R[off_e], nS])
-    keys = _keys(gi, gj, gR, n)
-    _, first = np.unique(keys, return_index=True)
-    first = np.sort(first)  # record edges first, then the extra neighbours
+    first = np.sort(unique_edges(gi, gj, gR)[0])  # record edges first, then the extra neighbours
     gi, gj, gR = gi[first], gj[first], gR[first]
     graph_record = np.full(len(gi), -1, np.int64)
     graph_record[: len(off_e)] = off_e  # the first len(off_e) entries are the (unique) record edges
@@ -195,7 +181,7 @@ def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> Grap
         h0=t(np.ascontiguousarray(record.blocks["H0"])),
         h_target=t(np.ascontiguousarray(record.blocks["H"])) if "H" in record.blocks else None,
         overlap=t(np.ascontiguousarray(record.blocks["S"])) if "S" in record.blocks else None,
-        conj_index=t(conjugate_index(record, "H0")),
+        conj_index=t(record.partner_index("H0")),
     )
 
 
