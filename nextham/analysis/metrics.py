@@ -1,6 +1,6 @@
 """Evaluation metrics of predicted Hamiltonians against DFT, and of H0 (the baseline) likewise.
 
-Gauge MAE (CONVENTIONS.md): per structure, the residual ``r = H_pred - H - mu S`` with the
+Gauge MAE (docs/conventions.md): per structure, the residual ``r = H_pred - H - mu S`` with the
 least-squares ``mu = Re sum (H_pred - H) conj(S) / sum |S|^2`` over all elements of the structure;
 then pooled over structures. Complex elements count ``|r|``; real and imaginary parts are also reported
 separately (``|Re r|``, ``|Im r|``). Breakdowns use the same per-structure ``mu``:

@@ -1,6 +1,6 @@
 """The block record: one structure, its orbital basis and the real-space blocks of S, H0 and H.
 
-Conventions (CONVENTIONS.md):
+Conventions (docs/conventions.md):
 
 * ``H_ij(R) = <phi_i,0 | H | phi_j,R>``; rows are the orbitals of atom ``i`` in the home cell,
   columns those of atom ``j`` in cell ``R``; the edge vector is ``pos_j + R @ cell - pos_i`` (Å).

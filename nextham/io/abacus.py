@@ -40,7 +40,7 @@ from .abacus_stru import (Geometry, basis_from_orbital_name, element_of_label, r
 from .assemble import Elements, attach_h0, build_record, orbital_tables
 from .errors import FormatError
 
-RYDBERG_EV = 13.605693122994  # CODATA 2018 (CONVENTIONS.md)
+RYDBERG_EV = 13.605693122994  # CODATA 2018 (docs/conventions.md)
 
 H_FILES = {  # spin channel -> candidate names, in order of preference within a family
     "nao": (["hrs1_nao.csr"], ["hrs2_nao.csr"]),
@@ -411,12 +411,8 @@ def _write_matrix(record: StructureRecord, name: str, file: Path, label: str, un
     to_abacus[offsets[atom] + local] = np.arange(n)
     sign_new = np.empty(n)
     sign_new[offsets[atom] + local] = sign
-    shapes = record.block_shapes(name)
-    off = record.block_offsets(name)
-    sizes = shapes[:, 0] * shapes[:, 1]
-    e = np.repeat(np.arange(record.n_edges), sizes)
-    loc = np.arange(off[-1]) - off[e]
-    r_loc, c_loc = loc // shapes[e, 1], loc % shapes[e, 1]
+    coords = record.coordinates(name)
+    e, r_loc, c_loc = coords.edge, coords.p, coords.q
     i, j = record.edge_index[e, 0], record.edge_index[e, 1]
     ni, nj = np.diff(offsets)[i], np.diff(offsets)[j]
     val = record.blocks[name]

@@ -7,7 +7,7 @@ layout and cached (:func:`packed_layout`).
 For matrix ``name`` with spin factor ``f`` (2 for spinful ``H0``/``H``, else 1) a packed element of
 edge ``e = (i, j, R)`` at local position ``(p, q)`` of its ``(f n_i, f n_j)`` block sits at
 
-* row ``s n + off_i + a`` with ``s = p // n_i``, ``a = p % n_i`` (spin-major, CONVENTIONS.md),
+* row ``s n + off_i + a`` with ``s = p // n_i``, ``a = p % n_i`` (spin-major, docs/conventions.md),
 * column ``s' n + off_j + b`` with ``s' = q // n_j``, ``b = q % n_j``,
 
 of the ``(f n, f n)`` matrix ``M(R)``. The Bloch sum is ``M(k) = sum_R exp(+2 pi i k.R) M(R)``.

@@ -1,9 +1,9 @@
 """Real-space loss on H(R) against the gauge-aligned target ``H + mu S``.
 
-``H`` and ``H + mu S`` describe the same physics (CONVENTIONS.md), so each structure's target is
+``H`` and ``H + mu S`` describe the same physics (docs/conventions.md), so each structure's target is
 shifted by the ``mu`` that minimises the loss, solved in closed form every step:
 
-* MSE: ``mu* = Re sum (H_pred - H) conj(S) / sum |S|^2`` (the least-squares shift of CONVENTIONS.md);
+* MSE: ``mu* = Re sum (H_pred - H) conj(S) / sum |S|^2`` (the least-squares shift of docs/conventions.md);
 * L1 (on real and imaginary parts): ``sum_k |Re d_k - mu s_k| + |Im d_k|`` with ``d = H_pred - H`` is
   minimised by the *weighted median* of ``Re d_k / s_k`` with weights ``|s_k|`` (over ``s_k != 0``).
 

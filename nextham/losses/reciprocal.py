@@ -95,12 +95,13 @@ class ReciprocalTerms:
 
 
 def reciprocal_loss(pred: torch.Tensor, layout: PackedLayout, eigs: list[Eigensystem], kpts: np.ndarray,
-                    fermi_energy_eV: float | None, window_eV: float = 10.0, kind: str = "l1",
-                    weights: tuple[float, float, float] = (2e-4, 1e-4, 1.5e-4), shift: str = "auto") -> ReciprocalTerms:
+                    fermi_energy_eV: float | None, window_eV: float, kind: str,
+                    weights: tuple[float, float, float], shift: str = "auto") -> ReciprocalTerms:
     """k-space loss of one structure's packed prediction ``pred`` (H layout) at ``kpts``.
 
     ``eigs`` from :func:`dft_eigensystems` at the same ``kpts``. ``fermi_energy_eV`` None puts every
-    band in P. ``shift``: "auto" (exact minimiser), "none" (mu = 0). Terms are averaged over k.
+    band in P. ``window_eV``, ``kind`` and ``weights`` ``(lambda_P, lambda_Q, lambda_PQ)`` come from
+    :class:`nextham.losses.config.LossConfig`. ``shift``: "auto" (exact minimiser), "none" (mu = 0). Terms are averaged over k.
     """
     lp, lq, lpq = weights
     k = torch.as_tensor(kpts, dtype=torch.float64 if pred.dtype in (torch.float64, torch.complex128) else torch.float32)

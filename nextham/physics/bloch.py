@@ -1,4 +1,4 @@
-"""Bloch sums ``H(k) = sum_R exp(+2 pi i k.R) H(R)`` for many k at once (CONVENTIONS.md).
+"""Bloch sums ``H(k) = sum_R exp(+2 pi i k.R) H(R)`` for many k at once (docs/conventions.md).
 
 ``k`` in fractional reciprocal coordinates; ``R`` integer lattice translations of the column atom.
 The sum is one matrix product with the phase matrix ``n_R x n_k``: the packed blocks form a sparse

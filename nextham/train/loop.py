@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..basis.orbitals import Basis
-from ..losses import Objective, ObjectiveSettings, overlap_like_h, packed_layout
+from ..losses import Objective, overlap_like_h, packed_layout
 from ..losses.gauge import gauge_mae
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
 from .config import TrainConfig
@@ -151,7 +151,7 @@ class Trainer:
         self.local_batch = o.batch_size // self.dist.world_size
         codec = getattr(self.model, "codec", None)
         trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
-        self.objective = Objective(ObjectiveSettings.from_config(config.loss), seed=config.run.seed,
+        self.objective = Objective(config.loss, seed=config.run.seed,
                                    trace_target_fn=trace_fn)
         self.ddp_model = self.model
         if self.dist.enabled:

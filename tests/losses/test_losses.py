@@ -5,9 +5,11 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from nextham.losses import (Objective, ObjectiveSettings, bloch_h, bloch_s, dft_eigensystems, optimal_mu,
+from nextham.losses import (LossConfig, Objective, bloch_h, bloch_s, dft_eigensystems, optimal_mu,
                             overlap_like_h, packed_layout, real_space_loss, reciprocal_loss, weighted_median)
 from nextham.train.toy import random_record, toy_collate
+
+W = LossConfig().reciprocal.weights
 
 
 def _t(a):
@@ -97,17 +99,17 @@ def test_kspace_loss_zero_for_dft_and_gauge_invariant(kind, spinful):
         np.testing.assert_allclose((e.C.conj().T @ Sk @ e.C).numpy(), np.eye(e.C.shape[1]), atol=1e-10)
     ef = 0.0
     for c in (0.0, 1.3, -2.1):
-        t = reciprocal_loss(H + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind)
+        t = reciprocal_loss(H + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind, weights=W)
         assert float(t.total) < 1e-12, (c, float(t.total))
         assert abs(float(t.mu) - c) < 1e-10
     rng = np.random.default_rng(2)
     noise = rng.standard_normal(H.shape) + (1j * rng.standard_normal(H.shape) if spinful else 0)
     pred = H + 0.1 * _t(noise)
-    base = reciprocal_loss(pred, lay, eigs, k, ef, window_eV=2.0, kind=kind)
+    base = reciprocal_loss(pred, lay, eigs, k, ef, window_eV=2.0, kind=kind, weights=W)
     assert float(base.total) > 1e-6
     assert float(base.p) > 0 and float(base.q) > 0 and float(base.pq) > 0
     for c in (0.7, -3.0):
-        shifted = reciprocal_loss(pred + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind)
+        shifted = reciprocal_loss(pred + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind, weights=W)
         assert abs(float(shifted.total) - float(base.total)) < 1e-12 * max(1.0, float(base.total))
         assert abs(float(shifted.mu) - float(base.mu) - c) < 1e-10
 
@@ -120,8 +122,8 @@ def test_kspace_mu_minimises():
     k = np.array([[0.125, 0.125, 0.125]])
     eigs = dft_eigensystems(lay, H, S, k)
     pred = H + 0.1 * _t(np.random.default_rng(3).standard_normal(H.shape))
-    best = float(reciprocal_loss(pred, lay, eigs, k, 0.0, 2.0).total)
-    scan = [float(reciprocal_loss(pred - m * s_h, lay, eigs, k, 0.0, 2.0, shift="none").total)
+    best = float(reciprocal_loss(pred, lay, eigs, k, 0.0, 2.0, "l1", W).total)
+    scan = [float(reciprocal_loss(pred - m * s_h, lay, eigs, k, 0.0, 2.0, "l1", W, shift="none").total)
             for m in np.linspace(-0.3, 0.3, 601)]
     assert best <= min(scan) + 1e-15
 
@@ -130,7 +132,7 @@ def test_kspace_mu_minimises():
 def test_objective_gradients_and_zero_at_target(spinful):
     recs = [random_record(10, spinful=spinful), random_record(11, spinful=spinful)]
     b = toy_collate(recs)
-    obj = Objective(ObjectiveSettings(), seed=0)
+    obj = Objective(LossConfig(), seed=0)
     res = obj(b.h_target.clone(), b, keys=[0, 1])
     assert res.parts["loss"] < 1e-12
     pred = b.h0.clone().requires_grad_(True)
@@ -139,5 +141,5 @@ def test_objective_gradients_and_zero_at_target(spinful):
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
     assert set(res.parts) >= {"loss_real", "loss_p", "loss_q", "loss_pq", "loss"}
     # the k draw depends on (seed, epoch, key) only
-    r2 = Objective(ObjectiveSettings(), seed=0)(b.h0.clone(), b, keys=[0, 1], epoch=3)
+    r2 = Objective(LossConfig(), seed=0)(b.h0.clone(), b, keys=[0, 1], epoch=3)
     assert r2.parts == res.parts
