@@ -75,7 +75,7 @@ class Objective:
             s_h = s_h.to(hamiltonian.dtype)
         l_real, mu = real_space_loss(hamiltonian, target, s_h, h_seg, kind=s.kind, shift=s.shift)
         total_h = s.weight_real * l_real
-        parts = {"loss_real": float(l_real.detach())}
+        parts = {"loss_real": l_real.detach()}
         rs = s.reciprocal
         if rs.enabled:
             tp = tq = tpq = hamiltonian.real.new_zeros(())
@@ -93,9 +93,9 @@ class Objective:
             B = len(records)
             tp, tq, tpq = tp / B, tq / B, tpq / B
             total_h = total_h + tp + tq + tpq
-            parts.update(loss_p=float(tp.detach()), loss_q=float(tq.detach()), loss_pq=float(tpq.detach()))
+            parts.update(loss_p=tp.detach(), loss_q=tq.detach(), loss_pq=tpq.detach())
         total = total_h
-        parts["loss_h"] = float(total_h.detach())
+        parts["loss_h"] = total_h.detach()
         if s.trace.enabled and output is not None and getattr(output, "trace_pred", None) is not None \
                 and getattr(output, "trace_target", None) is not None:
             t_target = output.trace_target
@@ -110,6 +110,10 @@ class Objective:
                 vals = allreduce(torch.stack([total_h.detach(), lt.detach()]).to(torch.float64))
                 ratio = (vals[0] / vals[1].clamp_min(1e-300)).to(lt.dtype)
             total = combine_with_trace(total_h, lt, s.trace.weight, ratio)
-            parts["loss_trace"] = float(lt.detach())
-        parts["loss"] = float(total.detach())
-        return LossResult(total=total, parts=parts, mu=[float(m) for m in mu])
+            parts["loss_trace"] = lt.detach()
+        parts["loss"] = total.detach()
+        # one host synchronisation per step for every reported number
+        names = list(parts)
+        values = torch.cat([torch.stack([parts[n].real.to(torch.float64) for n in names]),
+                            mu.detach().to(torch.float64).reshape(-1)]).tolist()
+        return LossResult(total=total, parts=dict(zip(names, values[:len(names)])), mu=values[len(names):])

@@ -143,3 +143,23 @@ def test_objective_gradients_and_zero_at_target(spinful):
     # the k draw depends on (seed, epoch, key) only
     r2 = Objective(LossConfig(), seed=0)(b.h0.clone(), b, keys=[0, 1], epoch=3)
     assert r2.parts == res.parts
+
+
+@pytest.mark.parametrize("spinful", [False, True])
+def test_batched_eigensystems_equal_per_k_and_the_record_eigenvalues(spinful):
+    """The batched eigh over k gives the eigenvalues of the record's own (H(k), S(k)) (physics/eig)."""
+    from nextham.losses.reciprocal import generalized_eigh
+    from nextham.physics.bands import eigenvalues
+
+    rec = random_record(9, spinful=spinful)
+    lay = packed_layout(rec)
+    H, S = _t(rec.blocks["H"]), _t(rec.blocks["S"])
+    k = np.random.default_rng(0).uniform(-0.5, 0.5, (5, 3))
+    batched = dft_eigensystems(lay, H, S, k)
+    Hk, Sk = bloch_h(lay, H, _t(k)), bloch_s(lay, S, _t(k))
+    ref, _ = eigenvalues(rec, k)
+    for n, e in enumerate(batched):
+        single = generalized_eigh(Hk[n], Sk[n])
+        np.testing.assert_allclose(e.eps.numpy(), single.eps.numpy(), atol=1e-10)
+        np.testing.assert_allclose(e.eps.numpy(), ref[n][np.isfinite(ref[n])], atol=1e-9)
+        np.testing.assert_allclose((e.C.conj().T @ Sk[n] @ e.C).numpy(), np.eye(e.C.shape[1]), atol=1e-10)
