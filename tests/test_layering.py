@@ -2,7 +2,7 @@
 
 The order, lowest first (packages on one line form one layer and may import each other)::
 
-    basis < structure < blocks < physics < tightbinding < io < engines < data < graph < nn < losses
+    typed_config < basis < structure < blocks < physics < tightbinding < io < engines < data < graph < nn < losses
       < models, checkpoint < inference < analysis < train < workflows < cli
 
 ``nextham.testing`` (helpers for tests) may import anything; no production package imports it.
@@ -15,7 +15,7 @@ from pathlib import Path
 import nextham
 
 LAYERS = [
-    ["basis"], ["structure"], ["blocks"], ["physics"], ["tightbinding"], ["io"], ["engines"], ["data"],
+    ["typed_config"], ["basis"], ["structure"], ["blocks"], ["physics"], ["tightbinding"], ["io"], ["engines"], ["data"],
     ["graph"], ["nn"], ["losses"], ["models", "checkpoint"], ["inference"], ["analysis"], ["train"],
     ["workflows"], ["cli"],
 ]
@@ -94,7 +94,7 @@ def test_the_walk_sees_relative_absolute_and_function_level_imports(tmp_path):
         "cli", "train", "analysis", "workflows", "basis", "testing"}
     messages = _violations(root)
     for unit in ("cli", "train", "analysis", "workflows"):
-        assert any(f"basis (layer 0) imports the higher {unit}" in m for m in messages), messages
+        assert any(f"basis (layer {RANK['basis']}) imports the higher {unit}" in m for m in messages), messages
     assert "nextham/basis/probe.py:8: production code imports nextham.testing" in messages
     assert "nextham/extra.py: package 'extra' has no layer in tests/test_layering.py" in messages
     assert len(messages) == 6 and not any("cli/ok.py" in m for m in messages)

@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..blocks.ops import spinful_overlap
 from ..blocks.record import StructureRecord
 from ..data.access import open_dataset, splits_path
 from ..inference import load_trained_model, predict_records, select_device
@@ -25,7 +24,7 @@ from .metrics import BandErrors, HamiltonianErrors, ratio_table, residual, timin
 
 def _shifted(record: StructureRecord, name: str, mu: float) -> StructureRecord:
     """Copy with ``name`` replaced by ``name - mu S`` (gauge-aligned to DFT)."""
-    return record.with_blocks(**{name: record.blocks[name] - mu * spinful_overlap(record)})
+    return record.with_blocks(**{name: record.blocks[name] - mu * record.overlap_like_h()})
 
 
 def select_indices(source, ckpt: dict, split: str, dataset_path: Path) -> list[int]:

@@ -1,4 +1,4 @@
-"""Per-code orbital conversion tables (permutation and sign), CONVENTIONS.md.
+"""Per-code orbital conversion tables (permutation and sign), docs/conventions.md.
 
 A code's orbitals of one shell are converted to nextham order by ``new[k] = old[idx[k]] * sign[k]``,
 where ``k`` runs over ``m = -l..l`` of nextham's real-harmonic table.

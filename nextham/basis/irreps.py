@@ -2,7 +2,7 @@
 
 Frame
 -----
-nextham's real harmonics (CONVENTIONS.md) are e3nn's real basis once Cartesian vectors enter e3nn
+nextham's real harmonics (docs/conventions.md) are e3nn's real basis once Cartesian vectors enter e3nn
 as ``(y, z, x)``: with ``P`` the permutation ``(x, y, z) -> (y, z, x)``,
 ``o3.Irrep(l, (-1)**l).D_from_matrix(P Q P^T) == nextham.basis.rotations.wigner_D(l, Q)`` exactly
 (tested for l = 0..5, proper and improper ``Q``). Every tensor in ``nextham.nn`` lives in that frame;

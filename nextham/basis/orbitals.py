@@ -1,6 +1,6 @@
 """Orbital basis specifications: shells per element, offsets and counts.
 
-Conventions (``shared/design/CONVENTIONS.md``): per atom the shells come in the order of the
+Conventions (``docs/conventions.md``): per atom the shells come in the order of the
 element's basis specification; within a shell the ``2l+1`` real spherical harmonics are ordered
 ``m = -l, ..., l`` (no Condon-Shortley phase: p = (y, z, x), d = (xy, yz, 3z^2-r^2, xz, x^2-y^2)).
 """

@@ -1,6 +1,6 @@
 """Rotation matrices of real spherical harmonics (Wigner D) and of spin (SU(2)).
 
-Real harmonics follow CONVENTIONS.md: ``m = -l..l``, no Condon-Shortley phase, so that
+Real harmonics follow docs/conventions.md: ``m = -l..l``, no Condon-Shortley phase, so that
 ``Y_1 ∝ (y, z, x)`` and ``Y_2 ∝ (xy, yz, 3z^2-r^2, xz, x^2-y^2)``. The Wigner matrix ``D^l(Q)`` of a
 3x3 orthogonal ``Q`` (proper or improper) is defined by ``Y_l(Q r) = D^l(Q) Y_l(r)``; an improper
 ``Q`` gives the parity factor ``(-1)^l`` automatically. Orbitals ``phi_lm(r - tau)`` of a rotated

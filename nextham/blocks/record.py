@@ -1,6 +1,6 @@
 """The block record: one structure, its orbital basis and the real-space blocks of S, H0 and H.
 
-Conventions (CONVENTIONS.md):
+Conventions (docs/conventions.md):
 
 * ``H_ij(R) = <phi_i,0 | H | phi_j,R>``; rows are the orbitals of atom ``i`` in the home cell,
   columns those of atom ``j`` in cell ``R``; the edge vector is ``pos_j + R @ cell - pos_i`` (Å).
@@ -22,7 +22,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from ..basis.orbitals import Basis, BasisError
+from ..basis.orbitals import Basis
+from .layout import PackedCoordinates, RecordLayout, layout_of, row_ids
 
 MATRIX_NAMES = ("S", "H0", "H")
 """Matrices a record may hold. ``S`` is the overlap (dimensionless), ``H0`` the zeroth-step and ``H``
@@ -31,12 +32,6 @@ the self-consistent Kohn-Sham Hamiltonian (eV)."""
 
 class RecordError(ValueError):
     """A record is inconsistent: wrong block shapes, missing Hermitian partners, NaNs, ..."""
-
-
-def _edge_keys(i: np.ndarray, j: np.ndarray, R: np.ndarray, n_atoms: int) -> np.ndarray:
-    """Unique int64 key per (i, j, R) with |R_a| < 2**15."""
-    Rs = R.astype(np.int64) + (1 << 15)
-    return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * n_atoms + i) * n_atoms + j
 
 
 @dataclass(eq=False)
@@ -86,6 +81,12 @@ class StructureRecord:
                                   f"(basis covers {list(self.basis.symbols)})")
 
     # ------------------------------------------------------------------ sizes and layout
+    @cached_property
+    def layout(self) -> RecordLayout:
+        """The record's packing: edge lookup, packed coordinates, partner index, ``S (x) I2``
+        (:mod:`nextham.blocks.layout`). Shared between records of equal layout."""
+        return layout_of(self.numbers, self.basis, self.edge_index, self.edge_R, self.spinful)
+
     @property
     def n_atoms(self) -> int:
         return len(self.numbers)
@@ -98,20 +99,20 @@ class StructureRecord:
     def symbols(self) -> list[str]:
         return [chemical_symbols[z] for z in self.numbers]
 
-    @cached_property
+    @property
     def atom_norb(self) -> np.ndarray:
         """Spinless orbital count per atom, (N,)."""
-        return self.basis.norb_per_atom(self.numbers)
+        return self.layout.atom_norb
 
-    @cached_property
+    @property
     def atom_offsets(self) -> np.ndarray:
         """Spinless orbital offset of each atom, (N+1,)."""
-        return np.concatenate([[0], np.cumsum(self.atom_norb)]).astype(np.int64)
+        return self.layout.atom_offsets
 
     @property
     def n_orbitals(self) -> int:
         """Spinless orbitals in the cell."""
-        return int(self.atom_offsets[-1])
+        return self.layout.n_orbitals
 
     def spin_factor(self, name: str) -> int:
         """2 for spinful ``H0``/``H``, else 1 (``S`` is always spinless)."""
@@ -119,28 +120,41 @@ class StructureRecord:
 
     def block_shapes(self, name: str) -> np.ndarray:
         """(E, 2) shape of each block of ``name``."""
-        f = self.spin_factor(name)
-        n = self.atom_norb
-        return np.stack([n[self.edge_index[:, 0]], n[self.edge_index[:, 1]]], axis=1) * f
+        return self.layout.block_shapes(self.spin_factor(name))
 
     def block_offsets(self, name: str) -> np.ndarray:
-        """(E+1,) start of each block of ``name`` in the flat array (cached per spin factor)."""
-        f = self.spin_factor(name)
-        if f not in self._offsets_cache:
-            shapes = self.block_shapes(name)
-            self._offsets_cache[f] = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
-        return self._offsets_cache[f]
+        """(E+1,) start of each block of ``name`` in the flat array."""
+        return self.layout.block_offsets(self.spin_factor(name))
 
-    @cached_property
-    def _offsets_cache(self) -> dict[int, np.ndarray]:
-        return {}
+    def coordinates(self, name: str) -> PackedCoordinates:
+        """Edge, in-block ``(p, q)`` and whole-cell ``(row, col)`` of every packed element of ``name``."""
+        return self.layout.coordinates(self.spin_factor(name))
+
+    def partner_index(self, name: str) -> np.ndarray:
+        """(nnz,) packed position of ``B_ji(-R)[q, p]`` for every element ``B_ij(R)[p, q]``."""
+        try:
+            return self.layout.partner_index(self.spin_factor(name))
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
+
+    @property
+    def reverse_edges(self) -> np.ndarray:
+        """(E,) index of the partner edge (j, i, -R); -1 where missing."""
+        return self.layout.reverse_edges
+
+    def find_edges(self, i: np.ndarray, j: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """Edge index of each (i, j, R) query, -1 where absent."""
+        return self.layout.find_edges(i, j, R)
+
+    def overlap_like_h(self) -> np.ndarray:
+        """Packed ``S`` in the layout of ``H``: ``I_2 (x) S_ij`` per block (complex128) for a spinful
+        record, ``S`` itself for a spinless one."""
+        return self.layout.overlap_like_h(self.blocks["S"])
 
     def block(self, name: str, edge: int) -> np.ndarray:
         """View of one block of ``name`` as a 2-D array."""
         off = self.block_offsets(name)
-        f = self.spin_factor(name)
-        shape = (f * self.atom_norb[self.edge_index[edge, 0]], f * self.atom_norb[self.edge_index[edge, 1]])
-        return self.blocks[name][off[edge]:off[edge + 1]].reshape(shape)
+        return self.blocks[name][off[edge]:off[edge + 1]].reshape(self.block_shapes(name)[edge])
 
     def block_list(self, name: str) -> list[np.ndarray]:
         """All blocks of ``name`` as 2-D views (convenience; not for hot paths)."""
@@ -158,29 +172,10 @@ class StructureRecord:
     def edge_lengths(self) -> np.ndarray:
         return np.linalg.norm(self.edge_vectors, axis=1)
 
-    @cached_property
-    def reverse_edges(self) -> np.ndarray:
-        """(E,) index of the partner edge (j, i, -R); -1 where missing."""
-        i, j = self.edge_index.T
-        keys = _edge_keys(i, j, self.edge_R, self.n_atoms)
-        partner = _edge_keys(j, i, -self.edge_R, self.n_atoms)
-        order = np.argsort(keys)
-        pos = np.clip(np.searchsorted(keys[order], partner), 0, len(keys) - 1)
-        found = keys[order][pos] == partner
-        return np.where(found, order[pos], -1)
-
-    def find_edges(self, i: np.ndarray, j: np.ndarray, R: np.ndarray) -> np.ndarray:
-        """Edge index of each (i, j, R) query, -1 where absent."""
-        keys = _edge_keys(self.edge_index[:, 0], self.edge_index[:, 1], self.edge_R, self.n_atoms)
-        q = _edge_keys(np.asarray(i), np.asarray(j), np.atleast_2d(R), self.n_atoms)
-        order = np.argsort(keys)
-        pos = np.clip(np.searchsorted(keys[order], q), 0, len(keys) - 1)
-        return np.where(keys[order][pos] == q, order[pos], -1)
-
     @property
     def onsite_mask(self) -> np.ndarray:
         """(E,) True for self-loops (i == j, R = 0)."""
-        return (self.edge_index[:, 0] == self.edge_index[:, 1]) & ~self.edge_R.any(axis=1)
+        return self.layout.onsite_mask
 
     def to_atoms(self) -> Atoms:
         return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
@@ -194,8 +189,8 @@ class StructureRecord:
         """
         if np.any(self.edge_index < 0) or np.any(self.edge_index >= self.n_atoms):
             raise RecordError(f"edge list refers to atoms outside 0..{self.n_atoms - 1}")
-        keys = _edge_keys(self.edge_index[:, 0], self.edge_index[:, 1], self.edge_R, self.n_atoms)
-        if len(np.unique(keys)) != len(keys):
+        ids = row_ids([*self.edge_R.T, self.edge_index[:, 0], self.edge_index[:, 1]])
+        if len(np.unique(ids)) != len(ids):
             raise RecordError("edge list holds duplicate (i, j, R) entries")
         missing = np.flatnonzero(self.reverse_edges < 0)
         if len(missing):
@@ -292,50 +287,17 @@ class StructureRecord:
                     stack[r] = mats[R]
                 elif mR in mats:
                     stack[r] = np.asarray(mats[mR]).conj().T
-            edge, rows, cols = record.packed_rows_cols(name)
-            record.blocks[name] = stack[rr[edge], rows, cols].astype(dtype)
+            c = record.coordinates(name)
+            record.blocks[name] = stack[rr[c.edge], c.row, c.col].astype(dtype)
         return record
-
-    def packed_coords(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(edge, p, q)`` of every packed element of ``name``: its edge and its row and column
-        inside that edge's block. Shapes (nnz,) each."""
-        shapes = self.block_shapes(name)
-        offsets = self.block_offsets(name)
-        edge = np.repeat(np.arange(self.n_edges), shapes[:, 0] * shapes[:, 1])
-        local = np.arange(offsets[-1]) - offsets[edge]
-        return edge, local // shapes[edge, 1], local % shapes[edge, 1]
-
-    def partner_index(self, name: str) -> np.ndarray:
-        """(nnz,) packed position of ``B_ji(-R)[q, p]`` for every element ``B_ij(R)[p, q]``."""
-        rev = self.reverse_edges
-        if np.any(rev < 0):
-            e = int(np.flatnonzero(rev < 0)[0])
-            raise RecordError(f"edge (i={self.edge_index[e, 0]}, j={self.edge_index[e, 1]}, R={tuple(self.edge_R[e])}) "
-                              "has no Hermitian partner (j, i, -R)")
-        edge, p, q = self.packed_coords(name)
-        return self.block_offsets(name)[rev[edge]] + q * self.block_shapes(name)[rev[edge], 1] + p
-
-    def packed_rows_cols(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For every packed element of ``name``: its edge, and its row and column in the whole-cell
-        matrix ``M(R)`` (spin-major ``s * n + orbital`` for spinful H). Shapes (nnz,) each."""
-        f = self.spin_factor(name)
-        n = self.n_orbitals
-        edge, p, q = self.packed_coords(name)
-        i, j = self.edge_index[edge, 0], self.edge_index[edge, 1]
-        ni, nj = self.atom_norb[i], self.atom_norb[j]
-        ai, aj = self.atom_offsets[i], self.atom_offsets[j]
-        if f == 2:  # local row p = spin * n_i + orbital
-            return edge, (p // ni) * n + ai + p % ni, (q // nj) * n + aj + q % nj
-        return edge, ai + p, aj + q
 
     def to_dense(self, name: str) -> dict[tuple[int, int, int], np.ndarray]:
         """Whole-cell matrices ``M(R)`` (spin-major for spinful H), inverse of :meth:`from_dense`."""
         dim = self.spin_factor(name) * self.n_orbitals
-        R_vectors, r_of_edge = np.unique(self.edge_R, axis=0, return_inverse=True)
-        edge, rows, cols = self.packed_rows_cols(name)
-        stack = np.zeros((len(R_vectors), dim, dim), self.blocks[name].dtype)
-        stack[r_of_edge.reshape(-1)[edge], rows, cols] = self.blocks[name]
-        return {tuple(int(x) for x in R): M for R, M in zip(R_vectors, stack)}
+        c = self.coordinates(name)
+        stack = np.zeros((len(self.layout.lattice_R), dim, dim), self.blocks[name].dtype)
+        stack[self.layout.r_of_edge[c.edge], c.row, c.col] = self.blocks[name]
+        return {tuple(int(x) for x in R): M for R, M in zip(self.layout.lattice_R, stack)}
 
 
 def conjugate_transpose_blocks(record: StructureRecord, name: str, data: np.ndarray | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..blocks.gauge import gauge_residual
 from .store import DatasetStore
 
 
@@ -32,18 +33,10 @@ def dataset_info(path: str | os.PathLike, per_structure: bool = True) -> dict[st
                                    "n_atoms": rec.n_atoms, "n_orbitals": rec.n_orbitals, "n_edges": rec.n_edges,
                                    "spinful": rec.spinful, "t_H0_s": t.get("t_H0"), "t_SCF_s": t.get("t_SCF")}
             if "H" in rec.blocks and "H0" in rec.blocks:
-                d = rec.blocks["H"] - rec.blocks["H0"]
-                S = rec.blocks["S"]
-                if rec.spinful:  # S ⊗ I2 in the spin-major packing: shift only where S enters
-                    mu = 0.0
-                    plain = np.abs(d)
-                    row["mae_H_H0_meV"] = 1000 * float(plain.mean())
-                    gauge = plain
-                else:
-                    mu = float(np.sum(d * S) / np.sum(S * S))
-                    plain = np.abs(d)
-                    gauge = np.abs(d - mu * S)
-                    row["mae_H_H0_meV"] = 1000 * float(plain.mean())
+                residual, mu = gauge_residual(rec.blocks["H0"], rec.blocks["H"], rec.overlap_like_h())
+                plain = np.abs(rec.blocks["H0"] - rec.blocks["H"])
+                gauge = np.abs(residual)
+                row["mae_H_H0_meV"] = 1000 * float(plain.mean())
                 row["gauge_mae_H_H0_meV"] = 1000 * float(gauge.mean())
                 row["gauge_shift_eV"] = mu
                 abs_sum += float(plain.sum())

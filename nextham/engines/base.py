@@ -3,7 +3,7 @@
 An engine computes, for one ``ase.Atoms``, the real-space overlap ``S(R)``, the zeroth-step
 Hamiltonian ``H0(R)`` (superposed neutral-atom densities, no SCF) and, unless ``h0_only``, the
 self-consistent ``H(R)`` and Fermi level, all in nextham conventions (eV, Å, orbital order and
-spin-major spin blocks of CONVENTIONS.md), as a :class:`~nextham.blocks.record.StructureRecord`.
+spin-major spin blocks of docs/conventions.md), as a :class:`~nextham.blocks.record.StructureRecord`.
 
 Callers use only this interface (``get_engine(name, **settings)``, ``engine.compute(...)``), so a
 second engine (PySCF, ABACUS through its binary) plugs in by subclassing :class:`Engine` and

@@ -1,6 +1,6 @@
 """Real-space matrices ``M(R)`` from Bloch matrices ``M(k)`` on a full Γ-centred k-mesh.
 
-An LCAO code gives ``M(k) = sum_R exp(+2 pi i k.R) M(R)`` (CONVENTIONS.md, orbital j in cell R).
+An LCAO code gives ``M(k) = sum_R exp(+2 pi i k.R) M(R)`` (docs/conventions.md, orbital j in cell R).
 On an ``N1 x N2 x N3`` Γ-centred mesh the discrete inverse transform
 
     M~(R mod N) = 1/N_k sum_k exp(-2 pi i k.R) M(k)

@@ -31,6 +31,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ..basis.orbitals import Basis, BasisError, ElementBasis
+from ..blocks.layout import edge_columns, match_rows
 from ..blocks.record import StructureRecord, hermitian_error
 from . import abacus_csr
 from .abacus_csr import CSRFile
@@ -39,7 +40,7 @@ from .abacus_stru import (Geometry, basis_from_orbital_name, element_of_label, r
 from .assemble import Elements, attach_h0, build_record, orbital_tables
 from .errors import FormatError
 
-RYDBERG_EV = 13.605693122994  # CODATA 2018 (CONVENTIONS.md)
+RYDBERG_EV = 13.605693122994  # CODATA 2018 (docs/conventions.md)
 
 H_FILES = {  # spin channel -> candidate names, in order of preference within a family
     "nao": (["hrs1_nao.csr"], ["hrs2_nao.csr"]),
@@ -241,14 +242,12 @@ def _spin_diagonal_overlap(csr, R, i, j, lr, lc, s_r, s_c, v, tol=1e-7):
     if off.any() or np.max(np.abs(v.imag), initial=0.0) > tol:
         raise FormatError(csr.path, "overlap of an nspin 4 file has up-down or imaginary entries; S must be "
                                     "spin-independent")
-    n_atoms = int(max(i.max(), j.max())) + 1 if len(i) else 1
-    key = ((((R[:, 0] + 512) * 1024 + R[:, 1] + 512) * 1024 + R[:, 2] + 512) * n_atoms + i) * n_atoms + j
-    key = (key * 4096 + lr) * 4096 + lc
     up = (s_r == 0) & (s_c == 0)
     dn = (s_r == 1) & (s_c == 1)
-    ku, kd = key[up], key[dn]
-    ou, od = np.argsort(ku), np.argsort(kd)
-    if len(ku) != len(kd) or np.any(ku[ou] != kd[od]) or np.max(np.abs(v[up][ou] - v[dn][od]), initial=0.0) > tol:
+    columns = [*edge_columns(i, j, R), lr, lc]
+    dn_of_up = match_rows([c[dn] for c in columns], [c[up] for c in columns])
+    if up.sum() != dn.sum() or np.any(dn_of_up < 0) or \
+            np.max(np.abs(v[up] - v[dn][dn_of_up]), initial=0.0) > tol:
         raise FormatError(csr.path, "overlap of an nspin 4 file differs between spin up and spin down")
     return v
 
@@ -412,12 +411,8 @@ def _write_matrix(record: StructureRecord, name: str, file: Path, label: str, un
     to_abacus[offsets[atom] + local] = np.arange(n)
     sign_new = np.empty(n)
     sign_new[offsets[atom] + local] = sign
-    shapes = record.block_shapes(name)
-    off = record.block_offsets(name)
-    sizes = shapes[:, 0] * shapes[:, 1]
-    e = np.repeat(np.arange(record.n_edges), sizes)
-    loc = np.arange(off[-1]) - off[e]
-    r_loc, c_loc = loc // shapes[e, 1], loc % shapes[e, 1]
+    coords = record.coordinates(name)
+    e, r_loc, c_loc = coords.edge, coords.p, coords.q
     i, j = record.edge_index[e, 0], record.edge_index[e, 1]
     ni, nj = np.diff(offsets)[i], np.diff(offsets)[j]
     val = record.blocks[name]
@@ -441,8 +436,7 @@ def _write_matrix(record: StructureRecord, name: str, file: Path, label: str, un
     else:
         rows, cols, dim = to_abacus[g_r], to_abacus[g_c], n
     R = record.edge_R[e]
-    from .assemble import edge_keys
-    rkey = edge_keys(R, np.zeros(len(R), np.int64), np.zeros(len(R), np.int64), 1)
+    rkey = record.layout.r_of_edge[e]  # lattice vectors in lexicographic order
     order = np.lexsort((cols, rows, rkey))
     rkey, rows, cols, v, R = rkey[order], rows[order], cols[order], v[order], R[order]
     _, start = np.unique(rkey, return_index=True)

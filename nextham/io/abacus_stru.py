@@ -3,7 +3,7 @@
 Units in: lattice constant in Bohr (STRU ``LATTICE_CONSTANT``), lattice vectors in units of it;
 positions per ``ATOMIC_POSITIONS`` mode (``Direct``; ``Cartesian`` in units of the lattice constant;
 ``Cartesian_au`` Bohr; ``Cartesian_angstrom`` Å; ``Cartesian_angstrom_center_{xy,xz,yz,xyz}`` Å
-shifted to the cell centre along those axes). Out: Å, cell rows (CONVENTIONS.md).
+shifted to the cell centre along those axes). Out: Å, cell rows (docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ase.data import atomic_numbers
 from ..basis.orbitals import L_LETTERS, ElementBasis
 from .errors import FormatError
 
-BOHR_ANGSTROM = 0.529177210903  # CODATA 2018 (CONVENTIONS.md)
+BOHR_ANGSTROM = 0.529177210903  # CODATA 2018 (docs/conventions.md)
 
 STRU_SECTIONS = ("ATOMIC_SPECIES", "NUMERICAL_ORBITAL", "LATTICE_CONSTANT", "LATTICE_VECTORS",
                  "LATTICE_PARAMETERS", "ATOMIC_POSITIONS", "NUMERICAL_DESCRIPTOR", "ABFS_ORBITAL",

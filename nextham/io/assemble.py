@@ -15,6 +15,7 @@ import numpy as np
 
 from ..basis.conventions import Code, atom_permutation, inverse_permutation
 from ..basis.orbitals import Basis
+from ..blocks.layout import edge_columns, match_rows, unique_edges
 from ..blocks.record import StructureRecord, conjugate_transpose_blocks
 from ase.data import chemical_symbols
 
@@ -33,14 +34,12 @@ class Elements:
     col: np.ndarray    # (m,) int64
     value: np.ndarray  # (m,) float64 / complex128
 
+    def columns(self) -> list[np.ndarray]:
+        """``(Rx, Ry, Rz, i, j, row, col)``: the integer coordinates that identify each element."""
+        return [*edge_columns(self.i, self.j, self.R), self.row, self.col]
+
     def select(self, mask: np.ndarray) -> "Elements":
         return Elements(self.R[mask], self.i[mask], self.j[mask], self.row[mask], self.col[mask], self.value[mask])
-
-
-def edge_keys(R: np.ndarray, i: np.ndarray, j: np.ndarray, n_atoms: int) -> np.ndarray:
-    """int64 key ordering edges by (Rx, Ry, Rz, i, j); |R| < 2**15."""
-    Rs = np.asarray(R, dtype=np.int64) + (1 << 15)
-    return ((((Rs[:, 0] << 16) | Rs[:, 1]) << 16 | Rs[:, 2]) * n_atoms + i) * n_atoms + j
 
 
 def orbital_tables(numbers: np.ndarray, basis: Basis, code: Code) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +81,7 @@ def build_record(numbers, cell, positions, pbc, basis: Basis, elements: dict[str
     j_all = np.concatenate([p[2] for p in parts] + [np.arange(n_atoms)]).astype(np.int64)
     # close under (i, j, R) -> (j, i, -R)
     R_all, i_all, j_all = np.concatenate([R_all, -R_all]), np.concatenate([i_all, j_all]), np.concatenate([j_all, i_all])
-    keys, first = np.unique(edge_keys(R_all, i_all, j_all, n_atoms), return_index=True)
+    first, _ = unique_edges(i_all, j_all, R_all)
     edge_R, ei, ej = R_all[first], i_all[first], j_all[first]
     record = StructureRecord(cell=cell, positions=positions, numbers=numbers, pbc=pbc, basis=basis.restrict(numbers),
                              edge_index=np.stack([ei, ej], 1), edge_R=edge_R, blocks={}, spinful=spinful,
@@ -91,7 +90,7 @@ def build_record(numbers, cell, positions, pbc, basis: Basis, elements: dict[str
     for name, el in elements.items():
         shapes = record.block_shapes(name)
         off = record.block_offsets(name)
-        e = np.searchsorted(keys, edge_keys(el.R, el.i, el.j, n_atoms))
+        e = record.find_edges(el.i, el.j, el.R)
         if np.any(el.row >= shapes[e, 0]) or np.any(el.col >= shapes[e, 1]) or np.any(el.row < 0) or np.any(el.col < 0):
             raise ValueError(f"matrix {name}: element outside its block")  # reader bug, not user input
         dtype = np.complex128 if (spinful and name != "S") else np.float64
@@ -113,12 +112,9 @@ def build_record(numbers, cell, positions, pbc, basis: Basis, elements: dict[str
 
 def elements_of(record: StructureRecord, name: str) -> Elements:
     """Every packed element of matrix ``name`` as :class:`Elements` (inverse of :func:`build_record`)."""
-    shapes = record.block_shapes(name)
-    off = record.block_offsets(name)
-    e = np.repeat(np.arange(record.n_edges), shapes[:, 0] * shapes[:, 1])
-    loc = np.arange(off[-1]) - off[e]
-    return Elements(record.edge_R[e], record.edge_index[e, 0], record.edge_index[e, 1],
-                    loc // shapes[e, 1], loc % shapes[e, 1], record.blocks[name])
+    c = record.coordinates(name)
+    return Elements(record.edge_R[c.edge], record.edge_index[c.edge, 0], record.edge_index[c.edge, 1],
+                    c.p, c.q, record.blocks[name])
 
 
 def attach_h0(record: StructureRecord, h0_record: StructureRecord, where=None, s_tol: float = 1e-6) -> StructureRecord:
@@ -144,11 +140,9 @@ def attach_h0(record: StructureRecord, h0_record: StructureRecord, where=None, s
     if record.spinful != h0_record.spinful:
         raise FormatError(where, "the H0 calculation differs in spin treatment (spinful vs spinless)")
     a, b = elements_of(record, "S"), elements_of(h0_record, "S")
-    n = record.n_atoms
-    ka = edge_keys(a.R, a.i, a.j, n) * (1 << 20) + a.row * 1024 + a.col
-    kb = edge_keys(b.R, b.i, b.j, n) * (1 << 20) + b.row * 1024 + b.col
-    _, ia, ib = np.intersect1d(ka, kb, return_indices=True)
-    if len(ia) == 0 or np.max(np.abs(a.value[ia] - b.value[ib])) > s_tol:
+    in_a = match_rows(a.columns(), b.columns())  # element of ``a`` at the position of each of ``b``
+    common = in_a >= 0
+    if not common.any() or np.max(np.abs(a.value[in_a[common]] - b.value[common])) > s_tol:
         raise FormatError(where, "the overlap of the H0 calculation differs from this overlap "
                                  "(different basis, structure or settings?)")
     elements = {k: elements_of(record, k) for k in record.blocks}

@@ -194,9 +194,8 @@ def _from_nextham(record: StructureRecord, name: str, code: str):
     sign_new[offsets[atom] + local] = sign
     shapes = record.block_shapes(name)
     off = record.block_offsets(name)
-    e = np.repeat(np.arange(record.n_edges), shapes[:, 0] * shapes[:, 1])
-    loc = np.arange(off[-1]) - off[e]
-    r, c = loc // shapes[e, 1], loc % shapes[e, 1]
+    coords = record.coordinates(name)
+    e, r, c = coords.edge, coords.p, coords.q
     i, j = record.edge_index[e, 0], record.edge_index[e, 1]
     ni, nj = record.atom_norb[i], record.atom_norb[j]
     s_r, k_r, s_c, k_c = r // ni, r % ni, c // nj, c % nj

@@ -1,12 +1,13 @@
 """Index arrays that map packed blocks to whole-cell matrices, and a differentiable Bloch sum.
 
 Everything here depends only on a record's *layout* (atoms, basis, edge list, spin), never on block
-values, so it is built once per layout and cached (:func:`packed_layout`).
+values: the index arithmetic is :mod:`nextham.blocks.layout`'s, turned into torch tensors once per
+layout and cached (:func:`packed_layout`).
 
 For matrix ``name`` with spin factor ``f`` (2 for spinful ``H0``/``H``, else 1) a packed element of
 edge ``e = (i, j, R)`` at local position ``(p, q)`` of its ``(f n_i, f n_j)`` block sits at
 
-* row ``s n + off_i + a`` with ``s = p // n_i``, ``a = p % n_i`` (spin-major, CONVENTIONS.md),
+* row ``s n + off_i + a`` with ``s = p // n_i``, ``a = p % n_i`` (spin-major, docs/conventions.md),
 * column ``s' n + off_j + b`` with ``s' = q // n_j``, ``b = q % n_j``,
 
 of the ``(f n, f n)`` matrix ``M(R)``. The Bloch sum is ``M(k) = sum_R exp(+2 pi i k.R) M(R)``.
@@ -14,8 +15,6 @@ of the ``(f n, f n)`` matrix ``M(R)``. The Bloch sum is ``M(k) = sum_R exp(+2 pi
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,69 +69,23 @@ class PackedLayout:
         return t
 
 
-def layout_key(record: StructureRecord) -> str:
-    """Fingerprint of everything the layout depends on (not the block values)."""
-    h = hashlib.blake2b(digest_size=16)
-    for arr in (record.numbers, record.edge_index, record.edge_R):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(record.basis.to_json().encode())
-    h.update(b"1" if record.spinful else b"0")
-    return h.hexdigest()
-
-
-def _element_coords(record: StructureRecord, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(edge, p, q) of every packed element of ``name`` (vectorised)."""
-    return record.packed_coords(name)
-
-
 def build_layout(record: StructureRecord) -> PackedLayout:
-    """Build the index arrays of one record (see the module docstring)."""
-    n = record.n_orbitals
+    """The Bloch-sum index arrays of one record, from its :class:`~nextham.blocks.layout.RecordLayout`."""
+    lay = record.layout
     f = 2 if record.spinful else 1
-    dim = f * n
-    atom_off = record.atom_offsets
-    norb = record.atom_norb
-    lattice_R, r_of_edge = np.unique(record.edge_R, axis=0, return_inverse=True)
-    r_of_edge = r_of_edge.reshape(-1)
-    i_at, j_at = record.edge_index[:, 0], record.edge_index[:, 1]
-
-    name = "H" if "H" in record.blocks or "H0" not in record.blocks else "H0"
-    edge_of, p, q = _element_coords(record, name)
-    ni, nj = norb[i_at[edge_of]], norb[j_at[edge_of]]
-    sp, a = p // ni, p % ni
-    sq, b = q // nj, q % nj
-    row = sp * n + atom_off[i_at[edge_of]] + a
-    col = sq * n + atom_off[j_at[edge_of]] + b
-    s_off = record.block_offsets("S")
-    overlap_valid = sp == sq
-    overlap_index = np.where(overlap_valid, s_off[edge_of] + a * nj + b, 0)
-
-    s_edge, sp_, sq_ = _element_coords(record, "S")
-    s_row = atom_off[i_at[s_edge]] + sp_
-    s_col = atom_off[j_at[s_edge]] + sq_
-    return PackedLayout(dim=dim, n_orbitals=n, spinful=record.spinful,
-                        flat_index=(row * dim + col).astype(np.int64), r_index=r_of_edge[edge_of].astype(np.int64),
-                        s_flat_index=(s_row * n + s_col).astype(np.int64), s_r_index=r_of_edge[s_edge].astype(np.int64),
-                        lattice_R=lattice_R.astype(np.int64), overlap_index=overlap_index.astype(np.int64),
-                        overlap_valid=overlap_valid, edge_of=edge_of.astype(np.int64))
-
-
-_CACHE: "OrderedDict[str, PackedLayout]" = OrderedDict()
-_CACHE_SIZE = 4096
+    n = lay.n_orbitals
+    h, s = lay.coordinates(f), lay.coordinates(1)
+    overlap_index, overlap_valid = lay.overlap_index()
+    return PackedLayout(dim=f * n, n_orbitals=n, spinful=record.spinful,
+                        flat_index=h.row * (f * n) + h.col, r_index=lay.r_of_edge[h.edge],
+                        s_flat_index=s.row * n + s.col, s_r_index=lay.r_of_edge[s.edge],
+                        lattice_R=lay.lattice_R, overlap_index=overlap_index, overlap_valid=overlap_valid,
+                        edge_of=h.edge)
 
 
 def packed_layout(record: StructureRecord) -> PackedLayout:
-    """Cached :func:`build_layout` (keyed by :func:`layout_key`; LRU of 4096 layouts)."""
-    key = layout_key(record)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
-    lay = build_layout(record)
-    _CACHE[key] = lay
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return lay
+    """:func:`build_layout`, built once per shared record layout (records of equal layout share it)."""
+    return record.layout.cached("torch_bloch", lambda: build_layout(record))
 
 
 def overlap_like_h(layout: PackedLayout, overlap: torch.Tensor) -> torch.Tensor:

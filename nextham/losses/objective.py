@@ -17,38 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .config import LossConfig
 from .layout import overlap_like_h, packed_layout
 from .real_space import real_space_loss
 from .reciprocal import dft_eigensystems, reciprocal_loss, sample_kpoints
 from .trace import combine_with_trace, trace_loss
-
-
-@dataclass
-class ObjectiveSettings:
-    """Loss settings (mirrors ``nextham.train.config.LossConfig``)."""
-
-    kind: str = "l1"
-    shift: str = "auto"
-    weight_real: float = 0.99955
-    reciprocal: bool = True
-    weight_p: float = 2e-4
-    weight_q: float = 1e-4
-    weight_pq: float = 1.5e-4
-    n_k: int = 1
-    k_mesh: tuple[int, int, int] = (4, 4, 4)
-    window_eV: float = 10.0
-    overlap_threshold: float = 1e-6
-    trace: bool = True
-    trace_weight: float = 0.2
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> "ObjectiveSettings":
-        return cls(kind=cfg.kind, shift=cfg.shift, weight_real=cfg.weight_real, reciprocal=cfg.reciprocal.enabled,
-                   weight_p=cfg.reciprocal.weight_p, weight_q=cfg.reciprocal.weight_q,
-                   weight_pq=cfg.reciprocal.weight_pq, n_k=cfg.reciprocal.n_k,
-                   k_mesh=tuple(cfg.reciprocal.k_mesh), window_eV=cfg.reciprocal.window_eV,
-                   overlap_threshold=cfg.reciprocal.overlap_threshold, trace=cfg.trace.enabled,
-                   trace_weight=cfg.trace.weight)
 
 
 @dataclass
@@ -78,7 +51,7 @@ class Objective:
     structures (dataset indices) for the k-point draw.
     """
 
-    def __init__(self, settings: ObjectiveSettings, seed: int = 0, trace_target_fn=None):
+    def __init__(self, settings: LossConfig, seed: int = 0, trace_target_fn=None):
         self.s = settings
         self.seed = seed
         # trace_target_fn(batch, packed dH) -> per-shell-pair tr(dH dH^dagger), laid out like trace_pred.
@@ -102,27 +75,28 @@ class Objective:
             s_h = s_h.to(hamiltonian.dtype)
         l_real, mu = real_space_loss(hamiltonian, target, s_h, h_seg, kind=s.kind, shift=s.shift)
         total_h = s.weight_real * l_real
-        parts = {"loss_real": float(l_real.detach())}
-        if s.reciprocal:
+        parts = {"loss_real": l_real.detach()}
+        rs = s.reciprocal
+        if rs.enabled:
             tp = tq = tpq = hamiltonian.real.new_zeros(())
             for n, (rec, lay) in enumerate(zip(records, layouts)):
                 g = kpoint_generator(self.seed, epoch, keys[n])
-                kpts = sample_kpoints(s.n_k, g, s.k_mesh, rec.pbc)
+                kpts = sample_kpoints(rs.n_k, g, rs.k_mesh, rec.pbc)
                 a, b = h_seg[n], h_seg[n + 1]
                 if not bool(torch.isfinite(target[a:b]).all()):  # let the trainer's NaN guard report it
                     tp = tp + float("nan")
                     continue
-                eigs = dft_eigensystems(lay, target[a:b], overlap[s_seg[n]:s_seg[n + 1]], kpts, s.overlap_threshold)
-                terms = reciprocal_loss(hamiltonian[a:b], lay, eigs, kpts, rec.fermi_energy_eV, s.window_eV,
-                                        s.kind, (s.weight_p, s.weight_q, s.weight_pq), shift="none" if s.shift == "none" else "auto")
+                eigs = dft_eigensystems(lay, target[a:b], overlap[s_seg[n]:s_seg[n + 1]], kpts, rs.overlap_threshold)
+                terms = reciprocal_loss(hamiltonian[a:b], lay, eigs, kpts, rec.fermi_energy_eV, rs.window_eV,
+                                        s.kind, rs.weights, shift="none" if s.shift == "none" else "auto")
                 tp, tq, tpq = tp + terms.p, tq + terms.q, tpq + terms.pq
             B = len(records)
             tp, tq, tpq = tp / B, tq / B, tpq / B
             total_h = total_h + tp + tq + tpq
-            parts.update(loss_p=float(tp.detach()), loss_q=float(tq.detach()), loss_pq=float(tpq.detach()))
+            parts.update(loss_p=tp.detach(), loss_q=tq.detach(), loss_pq=tpq.detach())
         total = total_h
-        parts["loss_h"] = float(total_h.detach())
-        if s.trace and output is not None and getattr(output, "trace_pred", None) is not None \
+        parts["loss_h"] = total_h.detach()
+        if s.trace.enabled and output is not None and getattr(output, "trace_pred", None) is not None \
                 and getattr(output, "trace_target", None) is not None:
             t_target = output.trace_target
             if self.trace_target_fn is not None:
@@ -135,7 +109,11 @@ class Objective:
             if allreduce is not None:  # same adaptive scale on every rank
                 vals = allreduce(torch.stack([total_h.detach(), lt.detach()]).to(torch.float64))
                 ratio = (vals[0] / vals[1].clamp_min(1e-300)).to(lt.dtype)
-            total = combine_with_trace(total_h, lt, s.trace_weight, ratio)
-            parts["loss_trace"] = float(lt.detach())
-        parts["loss"] = float(total.detach())
-        return LossResult(total=total, parts=parts, mu=[float(m) for m in mu])
+            total = combine_with_trace(total_h, lt, s.trace.weight, ratio)
+            parts["loss_trace"] = lt.detach()
+        parts["loss"] = total.detach()
+        # one host synchronisation per step for every reported number
+        names = list(parts)
+        values = torch.cat([torch.stack([parts[n].real.to(torch.float64) for n in names]),
+                            mu.detach().to(torch.float64).reshape(-1)]).tolist()
+        return LossResult(total=total, parts=dict(zip(names, values[:len(names)])), mu=values[len(names):])

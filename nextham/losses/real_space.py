@@ -1,9 +1,9 @@
 """Real-space loss on H(R) against the gauge-aligned target ``H + mu S``.
 
-``H`` and ``H + mu S`` describe the same physics (CONVENTIONS.md), so each structure's target is
+``H`` and ``H + mu S`` describe the same physics (docs/conventions.md), so each structure's target is
 shifted by the ``mu`` that minimises the loss, solved in closed form every step:
 
-* MSE: ``mu* = Re sum (H_pred - H) conj(S) / sum |S|^2`` (the least-squares shift of CONVENTIONS.md);
+* MSE: ``mu* = Re sum (H_pred - H) conj(S) / sum |S|^2`` (the least-squares shift of docs/conventions.md);
 * L1 (on real and imaginary parts): ``sum_k |Re d_k - mu s_k| + |Im d_k|`` with ``d = H_pred - H`` is
   minimised by the *weighted median* of ``Re d_k / s_k`` with weights ``|s_k|`` (over ``s_k != 0``).
 
@@ -22,42 +22,23 @@ from typing import Sequence
 
 import torch
 
+from .gauge import SHIFT_MODES, gauge_shift
+
 LOSS_KINDS = ("l1", "mse")
-SHIFT_MODES = ("auto", "lsq", "median", "none")
-
-
-def weighted_median(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """A minimiser of ``sum_k w_k |x_k - m|`` (w >= 0): the lower weighted median of ``values``."""
-    if values.numel() == 0:
-        return values.new_zeros(())
-    order = torch.argsort(values)
-    v, w = values[order], weights[order]
-    cw = torch.cumsum(w, 0)
-    half = 0.5 * cw[-1]
-    idx = torch.searchsorted(cw, half.reshape(1)).clamp(max=v.numel() - 1)
-    return v[idx[0]]
 
 
 def optimal_mu(diff: torch.Tensor, overlap: torch.Tensor, kind: str = "l1", shift: str = "auto") -> torch.Tensor:
     """Closed-form shift ``mu`` (detached scalar) of ``diff = H_pred - H`` against ``overlap`` (same layout).
 
-    ``shift``: "auto" (the exact minimiser of the ``kind`` loss), "lsq" (least squares), "median"
-    (L1 minimiser), "none" (0).
+    ``shift``: "auto" (the exact minimiser of the ``kind`` loss: median for L1, least squares for MSE),
+    "lsq", "median" or "none" (:func:`nextham.losses.gauge.gauge_shift`).
     """
     if shift not in SHIFT_MODES:
         raise ValueError(f"unknown shift mode {shift!r} (expected one of {SHIFT_MODES})")
-    diff = diff.detach()
-    overlap = overlap.detach()
-    s = overlap.real if overlap.is_complex() else overlap
-    if shift == "none":
-        return s.new_zeros(())
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r} (expected one of {LOSS_KINDS})")
     mode = {"l1": "median", "mse": "lsq"}[kind] if shift == "auto" else shift
-    d = diff.real if diff.is_complex() else diff
-    if mode == "lsq":
-        den = (s * s).sum()
-        return torch.where(den > 0, (d * s).sum() / den.clamp_min(torch.finfo(s.dtype).tiny), s.new_zeros(()))
-    nz = s != 0
-    return weighted_median(d[nz] / s[nz], s[nz].abs())
+    return gauge_shift(diff, overlap, mode)
 
 
 def elementwise(diff: torch.Tensor, kind: str) -> torch.Tensor:

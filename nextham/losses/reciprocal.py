@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from .layout import PackedLayout, bloch_h, bloch_s
-from .real_space import elementwise, weighted_median
+from .gauge import weighted_median
+from .real_space import elementwise
 
 
 def shifted_grid(mesh: tuple[int, int, int] = (4, 4, 4), pbc=(True, True, True)) -> np.ndarray:
@@ -70,13 +71,29 @@ def generalized_eigh(Hk: torch.Tensor, Sk: torch.Tensor, overlap_threshold: floa
 
 def dft_eigensystems(layout: PackedLayout, h_target: torch.Tensor, overlap: torch.Tensor, kpts: np.ndarray,
                      overlap_threshold: float = 1e-6) -> list[Eigensystem]:
-    """Eigenpairs of the target ``(H(k), S(k))`` at each k (float64, no gradient)."""
+    """Eigenpairs of the target ``(H(k), S(k))`` at each k (float64, no gradient).
+
+    One batched ``eigh`` of all ``S(k)`` and, where every k keeps the same number of overlap directions
+    (the usual case), one batched ``eigh`` of all projected ``H(k)``; otherwise per k."""
     with torch.no_grad():
         k = torch.as_tensor(kpts, dtype=torch.float64)
         h = h_target.detach().to(torch.complex128 if h_target.is_complex() else torch.float64)
         Hk = bloch_h(layout, h, k)
         Sk = bloch_s(layout, overlap.detach().to(torch.float64), k)
-        return [generalized_eigh(H, S, overlap_threshold) for H, S in zip(Hk, Sk)]
+        Hk = 0.5 * (Hk + Hk.conj().transpose(-1, -2))
+        s, U = torch.linalg.eigh(0.5 * (Sk + Sk.conj().transpose(-1, -2)))
+        keep = s > overlap_threshold
+        n_keep = keep.sum(dim=1)
+        if not bool((n_keep == n_keep[0]).all()) or int(n_keep[0]) == 0:
+            return [generalized_eigh(H, S, overlap_threshold) for H, S in zip(Hk, Sk)]
+        nb = int(n_keep[0])
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :nb]  # kept columns, ascending
+        X = torch.gather(U, 2, order[:, None, :].expand(-1, U.shape[1], -1))
+        X = X / torch.sqrt(torch.gather(s, 1, order))[:, None, :]
+        Hp = X.conj().transpose(-1, -2) @ Hk @ X
+        eps, V = torch.linalg.eigh(0.5 * (Hp + Hp.conj().transpose(-1, -2)))
+        C = X @ V
+        return [Eigensystem(eps=e, C=c) for e, c in zip(eps, C)]
 
 
 @dataclass
@@ -94,32 +111,32 @@ class ReciprocalTerms:
 
 
 def reciprocal_loss(pred: torch.Tensor, layout: PackedLayout, eigs: list[Eigensystem], kpts: np.ndarray,
-                    fermi_energy_eV: float | None, window_eV: float = 10.0, kind: str = "l1",
-                    weights: tuple[float, float, float] = (2e-4, 1e-4, 1.5e-4), shift: str = "auto") -> ReciprocalTerms:
+                    fermi_energy_eV: float | None, window_eV: float, kind: str,
+                    weights: tuple[float, float, float], shift: str = "auto") -> ReciprocalTerms:
     """k-space loss of one structure's packed prediction ``pred`` (H layout) at ``kpts``.
 
     ``eigs`` from :func:`dft_eigensystems` at the same ``kpts``. ``fermi_energy_eV`` None puts every
-    band in P. ``shift``: "auto" (exact minimiser), "none" (mu = 0). Terms are averaged over k.
+    band in P. ``window_eV``, ``kind`` and ``weights`` ``(lambda_P, lambda_Q, lambda_PQ)`` come from
+    :class:`nextham.losses.config.LossConfig`. ``shift``: "auto" (exact minimiser), "none" (mu = 0). Terms are averaged over k.
     """
     lp, lq, lpq = weights
     k = torch.as_tensor(kpts, dtype=torch.float64 if pred.dtype in (torch.float64, torch.complex128) else torch.float32)
     Hk = bloch_h(layout, pred, k)
     cdtype = Hk.dtype
     nk = len(eigs)
-    proj, diag_res, diag_w = [], [], []
     cut = np.inf if fermi_energy_eV is None else float(fermi_energy_eV) + window_eV
+    # masks and counts stay tensors: no host synchronisation inside the loss
+    residuals, masks = [], []
     for H, e in zip(Hk, eigs):
         C = e.C.to(device=H.device, dtype=cdtype)
         eps = e.eps.to(device=H.device, dtype=H.real.dtype)
-        Ht = C.conj().T @ H @ C
-        D = Ht - torch.diag(eps).to(cdtype)
+        D = C.conj().T @ H @ C - torch.diag(eps).to(cdtype)
         P = eps < cut
-        nP, nQ = int(P.sum()), int((~P).sum())
-        proj.append((D, P, nP, nQ))
-        w = torch.where(P, lp / max(nP, 1) ** 2, lq / max(nQ, 1) ** 2).to(eps.dtype) / nk
-        diag_res.append(torch.diagonal(D).real.detach())
-        diag_w.append(w)
-    r, w = torch.cat(diag_res), torch.cat(diag_w)
+        n_p, n_q = P.sum().clamp_min(1), (~P).sum().clamp_min(1)
+        residuals.append(D)
+        masks.append((P, n_p, n_q))
+    r = torch.cat([torch.diagonal(D).real.detach() for D in residuals])
+    w = torch.cat([torch.where(P, lp / n_p ** 2, lq / n_q ** 2).to(r.dtype) / nk for P, n_p, n_q in masks])
     if shift == "none":
         mu = r.new_zeros(())
     elif kind == "l1":
@@ -128,13 +145,12 @@ def reciprocal_loss(pred: torch.Tensor, layout: PackedLayout, eigs: list[Eigensy
         mu = (r * w).sum() / w.sum()
     zero = Hk.real.new_zeros(())
     tp, tq, tpq = zero, zero, zero
-    for D, P, nP, nQ in proj:
+    for D, (P, n_p, n_q) in zip(residuals, masks):
         D = D - mu.to(D.real.dtype) * torch.eye(D.shape[0], dtype=D.dtype, device=D.device)
-        Q = ~P
-        if nP:
-            tp = tp + lp * elementwise(D[P][:, P], kind).mean() / nk
-        if nQ:
-            tq = tq + lq * elementwise(D[Q][:, Q], kind).mean() / nk
-        if nP and nQ:
-            tpq = tpq + lpq * elementwise(D[P][:, Q], kind).mean() / nk
+        pen = elementwise(D, kind)
+        Pf = P.to(pen.dtype)
+        Qf = 1.0 - Pf
+        tp = tp + lp * (Pf @ pen @ Pf) / (n_p * n_p) / nk
+        tq = tq + lq * (Qf @ pen @ Qf) / (n_q * n_q) / nk
+        tpq = tpq + lpq * (Pf @ pen @ Qf) / (n_p * n_q) / nk
     return ReciprocalTerms(p=tp, q=tq, pq=tpq, mu=mu)

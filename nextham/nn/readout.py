@@ -64,7 +64,9 @@ class BlockCodec(nn.Module):
                 h = vals.shape[1] // 2
                 vals = torch.complex(vals[:, :h], vals[:, h:])
             parts.append(vals.reshape(-1))
-        return torch.cat(parts)[batch.pair_perm]
+        values = torch.cat(parts)
+        out = values.new_zeros(len(batch.h0))  # blocks beyond the output edges: dH = 0
+        return out.index_copy(0, batch.pair_flat, values)
 
     def pair_sums(self, batch, packed: torch.Tensor) -> torch.Tensor:
         """Per shell-pair instance ``sum |B|^2`` (all spin blocks), in sorted-group order: (T,)."""

@@ -1,4 +1,4 @@
-"""Bloch sums ``H(k) = sum_R exp(+2 pi i k.R) H(R)`` for many k at once (CONVENTIONS.md).
+"""Bloch sums ``H(k) = sum_R exp(+2 pi i k.R) H(R)`` for many k at once (docs/conventions.md).
 
 ``k`` in fractional reciprocal coordinates; ``R`` integer lattice translations of the column atom.
 The sum is one matrix product with the phase matrix ``n_R x n_k``: the packed blocks form a sparse
@@ -59,9 +59,8 @@ def packed_element_indices(record: StructureRecord, name: str) -> tuple[np.ndarr
     Rows/cols index the whole-cell matrix (spin-major for spinful H: ``s * n + orbital``).
     Returns ``(rows, cols, r_index, R_vectors)``; shapes (nnz,), (nnz,), (nnz,), (n_R, 3).
     """
-    edge, rows, cols = record.packed_rows_cols(name)
-    R_vectors, r_of_edge = np.unique(record.edge_R, axis=0, return_inverse=True)
-    return rows, cols, r_of_edge.reshape(-1)[edge], R_vectors
+    c = record.coordinates(name)
+    return c.row, c.col, record.layout.r_of_edge[c.edge], record.layout.lattice_R
 
 
 def bloch_operator(record: StructureRecord, name: str) -> BlochOperator:

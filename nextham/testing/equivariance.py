@@ -1,7 +1,7 @@
 """Symmetry operations on block records and synthetic records, for equivariance tests.
 
 Each operation returns a new record whose blocks transform exactly as a Hamiltonian does
-(CONVENTIONS.md): a model is equivariant when ``model(op(record)) == op(model(record))``.
+(docs/conventions.md): a model is equivariant when ``model(op(record)) == op(model(record))``.
 """
 
 from __future__ import annotations

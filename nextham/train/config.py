@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ..losses.config import LossConfig, ReciprocalConfig, TraceConfig  # noqa: F401 (the ``loss`` section)
 from ..models import model_kind
+from ..typed_config import StrictModel
 
 CONFIG_VERSION = 1
 
@@ -32,8 +34,7 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Strict = StrictModel
 
 
 class SplitConfig(_Strict):
@@ -66,30 +67,6 @@ class ModelSection(_Strict):
     def _kind(cls, v: str) -> str:
         model_kind(v)
         return v
-
-
-class ReciprocalConfig(_Strict):
-    enabled: bool = True
-    weight_p: float = Field(2e-4, ge=0)
-    weight_q: float = Field(1e-4, ge=0)
-    weight_pq: float = Field(1.5e-4, ge=0)
-    n_k: int = Field(1, ge=1, description="random k-points per structure and step")
-    k_mesh: tuple[int, int, int] = (4, 4, 4)
-    window_eV: float = Field(10.0, description="P = bands below E_F + window")
-    overlap_threshold: float = Field(1e-6, gt=0)
-
-
-class TraceConfig(_Strict):
-    enabled: bool = True
-    weight: float = Field(0.2, ge=0, lt=1, description="fraction of the objective, adaptively rescaled")
-
-
-class LossConfig(_Strict):
-    kind: Literal["l1", "mse"] = "l1"
-    shift: Literal["auto", "lsq", "median", "none"] = "auto"
-    weight_real: float = Field(0.99955, ge=0)
-    reciprocal: ReciprocalConfig = ReciprocalConfig()
-    trace: TraceConfig = TraceConfig()
 
 
 class OptimConfig(_Strict):

@@ -32,7 +32,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
 from ..data.access import RecordSource, load_or_create_splits, open_dataset
-from ..losses import Objective, ObjectiveSettings, overlap_like_h, packed_layout
+from ..losses import Objective, overlap_like_h, packed_layout
+from ..losses.gauge import gauge_mae
 from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind
 from .config import TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
@@ -142,7 +143,7 @@ class Trainer:
         self.build, self.collate = batch_functions(m.kind, self.cfg.data.cutoff, self.dtype)
         codec = getattr(self.model, "codec", None)
         trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
-        self.objective = Objective(ObjectiveSettings.from_config(self.cfg.loss), seed=self.cfg.run.seed,
+        self.objective = Objective(self.cfg.loss, seed=self.cfg.run.seed,
                                    trace_target_fn=trace_fn)
         self.ddp_model = self.model
         if self.dist.enabled:
@@ -264,8 +265,8 @@ class Trainer:
             res, h = self._forward_loss(self.model, batch, [key], epoch=0, sync=False)
             rec = batch.records[0]
             s_h = overlap_like_h(packed_layout(rec), batch.overlap).to(h.dtype)
-            sums += torch.tensor([res.parts["loss"], _gauge_mae(h.detach(), batch.h_target, s_h),
-                                  _gauge_mae(batch.h0, batch.h_target, s_h), 1.0], dtype=torch.float64)
+            sums += torch.tensor([res.parts["loss"], float(gauge_mae(h, batch.h_target, s_h)),
+                                  float(gauge_mae(batch.h0, batch.h_target, s_h)), 1.0], dtype=torch.float64)
         sums = all_reduce_sum(sums, self.dist)
         n = max(float(sums[3]), 1.0)
         return {f"{name}_loss": float(sums[0]) / n, f"{name}_gauge_mae_meV": 1e3 * float(sums[1]) / n,
@@ -345,15 +346,6 @@ def _diff(a, b, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
-
-
-def _gauge_mae(pred: torch.Tensor, ref: torch.Tensor, s: torch.Tensor) -> float:
-    """Gauge MAE (eV, complex entries count |z|) with the least-squares shift (CONVENTIONS.md)."""
-    d = (pred - ref).detach().to(torch.complex128 if pred.is_complex() else torch.float64)
-    s = s.detach().to(d.dtype)
-    den = float((s.abs() ** 2).sum())
-    mu = float((d * s.conj()).real.sum()) / den if den > 0 else 0.0
-    return float((d - mu * s).abs().mean())
 
 
 def train(config: TrainConfig, **kwargs: Any) -> dict:

@@ -8,7 +8,6 @@ import pytest
 from nextham.analysis.metrics import (BandErrors, HamiltonianErrors, element_categories, ghost_states,
                                       ratio_table, residual)
 from nextham.blocks.h5io import write_record
-from nextham.blocks.ops import spinful_overlap
 from nextham.testing.toy import random_record
 
 
@@ -23,7 +22,7 @@ def test_categories_partition_and_gauge_invariance(spinful):
     if spinful:
         assert set(cats["spin"]) == {"uu", "ud", "du", "dd"}
         assert all(m.sum() == nnz // 4 for m in cats["spin"].values())
-    shifted = rec.with_blocks(H=rec.blocks["H"] + 0.8 * spinful_overlap(rec))
+    shifted = rec.with_blocks(H=rec.blocks["H"] + 0.8 * rec.overlap_like_h())
     r, mu = residual(shifted, rec)
     assert abs(mu - 0.8) < 1e-12 and np.abs(r).max() < 1e-12
     acc = HamiltonianErrors()
@@ -65,6 +64,30 @@ def test_evaluate_end_to_end(tmp_path):
     assert list((tmp_path / "report").glob("bands_*.png"))
     assert rep["timing"]["n_timed"] == 1 and rep["bands"]["model"]["ghost_checked_eigenvalues"] > 0
     assert any("gauge MAE" in l for l in summary_lines(rep))
+
+
+def test_headline_counts_only_blocks_within_8_angstrom():
+    """An error on pairs beyond 8 Å leaves the headline at zero; the same error within 8 Å is diluted in
+    the all-pairs figure but not in the headline."""
+    from nextham.analysis.metrics import HEADLINE_RADIUS
+    from nextham.testing.equivariance import example_record
+
+    rec = example_record("si", seed=2, cutoff=9.5)
+    per_element = np.repeat(rec.edge_lengths, np.diff(rec.block_offsets("H")))
+    far = per_element > HEADLINE_RADIUS
+    assert far.any() and (~far).any()
+    for mask, headline_zero in ((far, True), (~far & (per_element > 0), False)):
+        H = rec.blocks["H"].copy()
+        H[mask] += 0.01 * np.sign(np.arange(mask.sum()) % 2 - 0.5)  # zero-mean: mu stays ~0
+        acc = HamiltonianErrors()
+        acc.add(rec.with_blocks(H=H), rec)
+        res = acc.result()
+        assert res["headline"]["radius_A"] == HEADLINE_RADIUS
+        if headline_zero:
+            assert res["headline"]["mae_meV"] < 1e-3 * res["gauge"]["mae_meV"]
+        else:
+            assert res["headline"]["mae_meV"] > res["gauge"]["mae_meV"]
+        assert res["distance"][">8"]["n_elements"] == int(far.sum())
 
 
 def test_plot_modules_keep_the_users_matplotlib_backend(tmp_path):

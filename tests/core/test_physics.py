@@ -7,7 +7,6 @@ from ase.build import make_supercell
 
 from nextham.basis.orbitals import Basis
 from nextham.basis.rotations import atom_rotation, random_orthogonal
-from nextham.blocks.ops import spinful_overlap
 from nextham.physics.bands import eigenvalues
 from nextham.physics.bloch import bloch_sum, bloch_sum_loop
 from nextham.physics.dos import electron_count, fermi_level, gaussian_dos
@@ -78,7 +77,7 @@ def test_gauge_shift_moves_eigenvalues_rigidly(spinful):
     k = np.random.default_rng(1).random((5, 3))
     mu = 0.731
     e0, _ = eigenvalues(rec, k)
-    e1, _ = eigenvalues(rec.with_blocks(H=rec.blocks["H"] + mu * spinful_overlap(rec)), k)
+    e1, _ = eigenvalues(rec.with_blocks(H=rec.blocks["H"] + mu * rec.overlap_like_h()), k)
     assert np.max(np.abs(e1 - (e0 + mu))) < 1e-10
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from nextham.blocks import RecordError, StructureRecord
 from nextham.blocks.h5io import read_record, write_record
-from nextham.blocks.ops import add_correction, element_mask, gauge_mae, hermitian_symmetrize, optimal_shift
+from nextham.blocks.gauge import gauge_mae, gauge_shift
+from nextham.blocks.ops import add_correction, element_mask, hermitian_symmetrize
 from nextham.blocks.record import conjugate_transpose_blocks, hermitian_error
 from nextham.testing.models import random_crystal, random_two_centre_model
 
@@ -57,15 +58,14 @@ def test_hermitian_symmetrize_and_partner(record):
 
 
 def test_gauge_mae_recovers_shift(record):
-    S = record.blocks["S"] if not record.spinful else None
-    from nextham.blocks.ops import spinful_overlap
-    S = spinful_overlap(record)
-    shifted = record.with_blocks(H=record.blocks["H"] + 0.37 * S)
-    g, plain, mu = gauge_mae(shifted, record)
+    S = record.overlap_like_h()
+    shifted = record.blocks["H"] + 0.37 * S
+    g, plain, mu = gauge_mae(shifted, record.blocks["H"], S)
     assert abs(mu - 0.37) < 1e-12 and g < 1e-12 and plain > 1e-3
-    assert abs(optimal_shift(record.blocks["H"], record.blocks["H"], S)) < 1e-15
+    assert abs(gauge_shift(record.blocks["H"], record.blocks["H"], S)) < 1e-15
+    assert abs(gauge_shift(shifted, record.blocks["H"], S, mode="median") - 0.37) < 1e-12
     onsite = element_mask(record, "H", record.onsite_mask)
-    g_on, _, mu_on = gauge_mae(shifted, record, mask=onsite)
+    g_on, _, mu_on = gauge_mae(shifted, record.blocks["H"], S, mask=onsite)
     assert abs(mu_on - 0.37) < 1e-12 and g_on < 1e-12
     H = add_correction(record, record.blocks["H"] - record.blocks["H0"]).blocks["H"]
     assert np.allclose(H, record.blocks["H"])
@@ -99,9 +99,7 @@ def test_wrong_shape_nan_and_unknown_element_are_reported(record):
 
 
 def test_spinful_overlap_is_identity_in_spin(record):
-    from nextham.blocks.ops import spinful_overlap
-
-    S2 = spinful_overlap(record)
+    S2 = record.overlap_like_h()
     assert S2.shape == record.blocks["H"].shape
     if record.spinful:
         off = record.block_offsets("H")

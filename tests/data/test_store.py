@@ -83,6 +83,26 @@ def test_export_hdf5(tmp_path, records):
     np.testing.assert_array_equal(rec.blocks["H"], records[0].blocks["H"])
 
 
+@pytest.mark.parametrize("spinful", [False, True])
+def test_info_reports_a_gauge_aligned_mae(tmp_path, spinful):
+    """``nextham info``'s gauge MAE of H0 is invariant under H0 -> H0 + mu S (S (x) I2 with spin-orbit)."""
+    from nextham.data.info import dataset_info
+    from nextham.testing.toy import random_record
+
+    rec = random_record(2, spinful=spinful)
+    shifted = rec.with_blocks(H0=rec.blocks["H0"] + 0.7 * rec.overlap_like_h())
+    out = {}
+    for name, r in (("plain", rec), ("shifted", shifted)):
+        with DatasetStore(tmp_path / f"{name}.lmdb", mode="a") as st:
+            st.append(r, key=name)
+        out[name] = dataset_info(tmp_path / f"{name}.lmdb")
+    g, g_shift = out["plain"]["gauge_mae_H_H0_meV"], out["shifted"]["gauge_mae_H_H0_meV"]
+    assert g > 1.0 and abs(g - g_shift) < 1e-9 * g
+    assert out["shifted"]["mae_H_H0_meV"] > out["plain"]["mae_H_H0_meV"] + 1.0
+    row = out["shifted"]["structures"][0]
+    assert abs(row["gauge_shift_eV"] - out["plain"]["structures"][0]["gauge_shift_eV"] - 0.7) < 1e-12
+
+
 def test_manifest_holds_basis_and_spin_and_old_datasets_get_them_once(tmp_path, records, monkeypatch):
     import json
 

@@ -87,7 +87,7 @@ def test_h0_bands_equal_gpaw(si_h0):
 
 
 def test_phase_convention_by_distance(si_h0):
-    """S_ij(R) is largest for the nearest image: R is the cell of orbital j (CONVENTIONS.md)."""
+    """S_ij(R) is largest for the nearest image: R is the cell of orbital j (docs/conventions.md)."""
     rec = si_h0
     d = rec.edge_lengths
     smax = np.array([np.abs(b).max() for b in rec.block_list("S")])

@@ -37,11 +37,20 @@ def test_build_graph_edges(spinful):
                                   conjugate_transpose_blocks(rec, "H0"))
 
 
-def test_record_edges_beyond_cutoff_are_kept():
+def test_output_edges_stop_at_the_output_radius():
+    """Record edges beyond the radius carry no features and no shell pairs; the packed arrays stay whole."""
     rec = example_record("si", cutoff=6.0)
     g = build_graph(rec, cutoff=3.0)
-    off = np.flatnonzero(~rec.onsite_mask)
-    assert g.graph_index.shape[1] == len(off)  # every record edge is a graph edge even past the cutoff
+    inside = np.flatnonzero(rec.edge_lengths <= 3.0 + 1e-9)
+    assert np.array_equal(g.output_edge.numpy(), inside) and len(inside) < rec.n_edges
+    assert g.record_index.shape == (2, len(inside))
+    assert g.graph_vec.norm(dim=1).max() <= 3.0 + 1e-9
+    assert len(g.h0) == rec.blocks["H0"].size
+    covered = np.concatenate([p.index.numpy().ravel() for p in g.pairs.values()])
+    expected = np.flatnonzero(np.repeat(rec.edge_lengths <= 3.0 + 1e-9, np.diff(rec.block_offsets("H0"))))
+    assert np.array_equal(np.sort(covered), expected)
+    g5 = build_graph(rec, cutoff=3.0, output_radius=5.0)  # more outputs than message edges
+    assert len(g5.output_edge) > len(inside) and g5.graph_vec.norm(dim=1).max() <= 5.0 + 1e-9
 
 
 def test_collate_offsets():
@@ -59,9 +68,11 @@ def test_collate_offsets():
         assert b.records[k] is r
     # global conj index still pairs Hermitian partners
     assert torch.equal(b.h0, b.h0[b.conj_index])
-    # the permutation inverts the groups' concatenation
-    flat = torch.cat([b.pairs[key].index.reshape(-1) for key in sorted(b.pairs)])
-    assert torch.equal(flat[b.pair_perm], torch.arange(len(b.h0)))
+    # the groups' concatenation covers every packed value once (all edges within 5 Å here)
+    assert torch.equal(torch.sort(b.pair_flat).values, torch.arange(len(b.h0)))
+    for k, g in enumerate(graphs):
+        sl = slice(int(b.record_ptr[k]), int(b.record_ptr[k + 1]))
+        assert torch.equal(b.output_edge[sl] - sum(r.n_edges for r in recs[:k]), g.output_edge)
     assert b.to("cpu").h0 is not None
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from nextham.blocks.ops import spinful_overlap
-from nextham.losses import (Objective, ObjectiveSettings, bloch_h, bloch_s, dft_eigensystems, overlap_like_h, packed_layout, real_space_loss, reciprocal_loss, weighted_median)
+from nextham.losses import (LossConfig, Objective, bloch_h, bloch_s, dft_eigensystems, overlap_like_h, packed_layout, real_space_loss, reciprocal_loss, weighted_median)
 from nextham.testing.toy import random_record, toy_collate
+
+W = LossConfig().reciprocal.weights
 
 
 def _t(a):
@@ -19,7 +20,7 @@ def test_overlap_like_h_matches_blocks_ops(spinful):
     rec = random_record(3, spinful=spinful)
     lay = packed_layout(rec)
     got = overlap_like_h(lay, _t(rec.blocks["S"])).numpy()
-    np.testing.assert_allclose(got, spinful_overlap(rec), atol=0)
+    np.testing.assert_allclose(got, rec.overlap_like_h(), atol=0)
 
 
 @pytest.mark.parametrize("spinful", [False, True])
@@ -97,17 +98,17 @@ def test_kspace_loss_zero_for_dft_and_gauge_invariant(kind, spinful):
         np.testing.assert_allclose((e.C.conj().T @ Sk @ e.C).numpy(), np.eye(e.C.shape[1]), atol=1e-10)
     ef = 0.0
     for c in (0.0, 1.3, -2.1):
-        t = reciprocal_loss(H + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind)
+        t = reciprocal_loss(H + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind, weights=W)
         assert float(t.total) < 1e-12, (c, float(t.total))
         assert abs(float(t.mu) - c) < 1e-10
     rng = np.random.default_rng(2)
     noise = rng.standard_normal(H.shape) + (1j * rng.standard_normal(H.shape) if spinful else 0)
     pred = H + 0.1 * _t(noise)
-    base = reciprocal_loss(pred, lay, eigs, k, ef, window_eV=2.0, kind=kind)
+    base = reciprocal_loss(pred, lay, eigs, k, ef, window_eV=2.0, kind=kind, weights=W)
     assert float(base.total) > 1e-6
     assert float(base.p) > 0 and float(base.q) > 0 and float(base.pq) > 0
     for c in (0.7, -3.0):
-        shifted = reciprocal_loss(pred + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind)
+        shifted = reciprocal_loss(pred + c * s_h, lay, eigs, k, ef, window_eV=2.0, kind=kind, weights=W)
         assert abs(float(shifted.total) - float(base.total)) < 1e-12 * max(1.0, float(base.total))
         assert abs(float(shifted.mu) - float(base.mu) - c) < 1e-10
 
@@ -120,8 +121,8 @@ def test_kspace_mu_minimises():
     k = np.array([[0.125, 0.125, 0.125]])
     eigs = dft_eigensystems(lay, H, S, k)
     pred = H + 0.1 * _t(np.random.default_rng(3).standard_normal(H.shape))
-    best = float(reciprocal_loss(pred, lay, eigs, k, 0.0, 2.0).total)
-    scan = [float(reciprocal_loss(pred - m * s_h, lay, eigs, k, 0.0, 2.0, shift="none").total)
+    best = float(reciprocal_loss(pred, lay, eigs, k, 0.0, 2.0, "l1", W).total)
+    scan = [float(reciprocal_loss(pred - m * s_h, lay, eigs, k, 0.0, 2.0, "l1", W, shift="none").total)
             for m in np.linspace(-0.3, 0.3, 601)]
     assert best <= min(scan) + 1e-15
 
@@ -130,7 +131,7 @@ def test_kspace_mu_minimises():
 def test_objective_gradients_and_zero_at_target(spinful):
     recs = [random_record(10, spinful=spinful), random_record(11, spinful=spinful)]
     b = toy_collate(recs)
-    obj = Objective(ObjectiveSettings(), seed=0)
+    obj = Objective(LossConfig(), seed=0)
     res = obj(b.h_target.clone(), b, keys=[0, 1])
     assert res.parts["loss"] < 1e-12
     pred = b.h0.clone().requires_grad_(True)
@@ -139,5 +140,25 @@ def test_objective_gradients_and_zero_at_target(spinful):
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
     assert set(res.parts) >= {"loss_real", "loss_p", "loss_q", "loss_pq", "loss"}
     # the k draw depends on (seed, epoch, key) only
-    r2 = Objective(ObjectiveSettings(), seed=0)(b.h0.clone(), b, keys=[0, 1], epoch=3)
+    r2 = Objective(LossConfig(), seed=0)(b.h0.clone(), b, keys=[0, 1], epoch=3)
     assert r2.parts == res.parts
+
+
+@pytest.mark.parametrize("spinful", [False, True])
+def test_batched_eigensystems_equal_per_k_and_the_record_eigenvalues(spinful):
+    """The batched eigh over k gives the eigenvalues of the record's own (H(k), S(k)) (physics/eig)."""
+    from nextham.losses.reciprocal import generalized_eigh
+    from nextham.physics.bands import eigenvalues
+
+    rec = random_record(9, spinful=spinful)
+    lay = packed_layout(rec)
+    H, S = _t(rec.blocks["H"]), _t(rec.blocks["S"])
+    k = np.random.default_rng(0).uniform(-0.5, 0.5, (5, 3))
+    batched = dft_eigensystems(lay, H, S, k)
+    Hk, Sk = bloch_h(lay, H, _t(k)), bloch_s(lay, S, _t(k))
+    ref, _ = eigenvalues(rec, k)
+    for n, e in enumerate(batched):
+        single = generalized_eigh(Hk[n], Sk[n])
+        np.testing.assert_allclose(e.eps.numpy(), single.eps.numpy(), atol=1e-10)
+        np.testing.assert_allclose(e.eps.numpy(), ref[n][np.isfinite(ref[n])], atol=1e-9)
+        np.testing.assert_allclose((e.C.conj().T @ Sk[n] @ e.C).numpy(), np.eye(e.C.shape[1]), atol=1e-10)

@@ -78,7 +78,7 @@ def test_codec_round_trip_mixed_bases_batch(spinful):
     basis = recs[0].basis.merged(recs[1].basis)
     layout = SlotLayout.from_basis(basis, spinful)
     assert layout.n_zeta == {0: 2, 1: 2, 2: 2, 3: 1}
-    batch = collate([build_graph(r, 4.0) for r in recs])
+    batch = collate([build_graph(r, 4.0, output_radius=np.inf) for r in recs])  # every block an output
     codec = BlockCodec(layout)
     feats = codec.encode(batch, batch.h0, batch.record_index.shape[1], torch.float64)
     assert feats.shape == (batch.record_index.shape[1], layout.dim)

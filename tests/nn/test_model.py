@@ -213,3 +213,25 @@ def test_metadata_round_trip(si):
     clone.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(clone(batch_of(rec)).delta, model(batch_of(rec)).delta)
+
+
+def test_blocks_beyond_the_output_radius_stay_h0_and_cost_nothing():
+    """dH = 0 and H = H0 exactly on record edges beyond the model's cutoff; inside, the prediction is the
+    same as for the record cut to the cutoff (far blocks neither enter features nor messages)."""
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(3)
+    rec = example_record("gaas", seed=5, cutoff=7.0)
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=4.0, zero_init_output=False), rec.basis, False, device="cpu")
+    out = model(batch_of(rec, cutoff=4.0))
+    far = np.repeat(rec.edge_lengths > 4.0 + 1e-9, np.diff(rec.block_offsets("H0")))
+    assert far.any() and (~far).any()
+    assert torch.count_nonzero(out.delta[torch.from_numpy(far)]) == 0
+    assert torch.equal(out.hamiltonian[torch.from_numpy(far)], torch.from_numpy(rec.blocks["H0"][far]))
+    assert out.delta[torch.from_numpy(~far)].abs().max() > 1e-6
+    keep = rec.edge_lengths <= 4.0 + 1e-9
+    off = rec.block_offsets("H0")
+    elements = np.repeat(keep, np.diff(off))
+    cut = rec.replace(edge_index=rec.edge_index[keep], edge_R=rec.edge_R[keep],
+                      blocks={n: rec.blocks[n][np.repeat(keep, np.diff(rec.block_offsets(n)))] for n in rec.blocks})
+    out_cut = model(batch_of(cut, cutoff=4.0))
+    torch.testing.assert_close(out.delta[torch.from_numpy(elements)], out_cut.delta, rtol=1e-12, atol=1e-12)

@@ -1,19 +1,24 @@
 """Records -> tensors: message-passing graph, shell-pair index arrays and packed matrices.
 
-Two edge lists live side by side:
+Three edge lists:
 
-* **record edges** (``E_r``): exactly the record's ``(i, j, R)`` list, self-loops included. The model emits
-  dH on these, in the record's packed layout (``h0``/``h_target`` are the record's packed arrays).
-* **graph edges** (``E_g``): off-site ``(i, j, R)`` used for message passing and edge features: the union
-  of the record's off-site edges and all neighbours within ``cutoff``. ``graph_record[g]`` is the record
-  edge of a graph edge (-1 when the record has no block there); ``record_graph[e]`` the reverse
-  (-1 for self-loops, whose features are the node features).
+* **record edges**: the record's whole ``(i, j, R)`` list. ``h0``, ``h_target``, ``overlap`` and the
+  model's dH are packed over all of them (the record's own layout), so the Bloch sums see every block.
+* **output edges** (``E_r``, fields ``record_*``): the record edges within ``output_radius`` (Å, the
+  model's cutoff by default), self-loops included, closed under ``(i, j, R) -> (j, i, -R)``. Only these
+  carry features and receive dH; every block beyond stays exactly H0 (dH = 0) and costs nothing.
+  ``output_edge[e]`` is the record edge of output edge ``e``.
+* **graph edges** (``E_g``): off-site ``(i, j, R)`` for message passing and edge features: the off-site
+  output edges and all neighbours within ``cutoff``. ``graph_record[g]`` is the output edge of a graph
+  edge (-1 where the record holds no block there); ``record_graph[e]`` the reverse (-1 for self-loops,
+  whose features are the node features).
 
-Shell pairs: every record block splits into (l1, l2) sub-blocks, one per (shell a of atom i, shell b of
-atom j). They are grouped by ``(l1, l2)``; a group holds, per instance, the record edge, the shells'
-``zeta`` (index among the element's shells of equal l, see :class:`nextham.basis.irreps.SlotLayout`) and
-the packed positions of its elements (``(P, rows, cols)``, spin-major for spinful). Together the groups
-cover every packed element exactly once (``pair_perm`` inverts their concatenation).
+Shell pairs: every output-edge block splits into (l1, l2) sub-blocks, one per (shell a of atom i, shell
+b of atom j). They are grouped by ``(l1, l2)``; a group holds, per instance, the output edge, the
+shells' ``zeta`` (index among the element's shells of equal l, see
+:class:`nextham.basis.irreps.SlotLayout`) and the packed positions of its elements in the record's
+layout (``(P, rows, cols)``, spin-major for spinful). Together the groups cover every packed element of
+the output edges exactly once (``pair_flat`` lists their concatenation).
 """
 
 from __future__ import annotations
@@ -26,15 +31,11 @@ import torch
 from ase.data import chemical_symbols
 
 from ..basis.irreps import shell_zetas
+from ..blocks.layout import unique_edges
 from ..blocks.record import RecordError, StructureRecord
 
 DEFAULT_CUTOFF = 8.0
 """Å, message-passing cutoff."""
-
-
-def _keys(i: np.ndarray, j: np.ndarray, R: np.ndarray, n_atoms: int) -> np.ndarray:
-    Rs = R.astype(np.int64) + (1 << 15)
-    return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * n_atoms + i) * n_atoms + j
 
 
 @dataclass
@@ -56,12 +57,13 @@ class PairGroup:
 
 @dataclass
 class GraphData:
-    """One structure as tensors (cpu). Shapes: N atoms, E_g graph edges, E_r record edges, K packed values.
+    """One structure as tensors (cpu). Shapes: N atoms, E_g graph edges, E_r output edges, K packed values.
 
     numbers (N,) int64; graph_index (2, E_g) int64 rows (i, j) — features of edge (i, j, R) are
     aggregated into atom i; graph_vec (E_g, 3) Å ``pos_j + R @ cell - pos_i`` (nextham frame);
-    graph_record (E_g,) int64; record_index (2, E_r) int64; record_graph (E_r,) int64;
-    record_length (E_r,) Å; record_onsite (E_r,) bool; node_self (N,) record edge of the self-loop or -1;
+    graph_record (E_g,) int64 output edge of each graph edge or -1; output_edge (E_r,) int64 record edge
+    of each output edge; record_index (2, E_r) int64; record_graph (E_r,) int64;
+    record_length (E_r,) Å; record_onsite (E_r,) bool; node_self (N,) output edge of the self-loop or -1;
     pairs {(l1, l2): PairGroup}; h0, h_target (K,) float64 / complex128 (h_target may be None);
     overlap (K_S,) float64 packed S (spinless); conj_index (K,) int64: packed position of the element of
     the Hermitian partner, ``H[k] == conj(H[conj_index[k]])`` for a Hermitian matrix.
@@ -73,6 +75,7 @@ class GraphData:
     graph_index: torch.Tensor
     graph_vec: torch.Tensor
     graph_record: torch.Tensor
+    output_edge: torch.Tensor
     record_index: torch.Tensor
     record_graph: torch.Tensor
     record_length: torch.Tensor
@@ -101,12 +104,13 @@ def _neighbours(record: StructureRecord, cutoff: float) -> tuple[np.ndarray, np.
     return i.astype(np.int64), j.astype(np.int64), S.astype(np.int64)
 
 
-def _pair_groups(record: StructureRecord) -> dict[tuple[int, int], dict[str, np.ndarray]]:
-    """Shell-pair index arrays, vectorized over edges (loops over element pairs and shell pairs only)."""
+def _pair_groups(record: StructureRecord, output_edge: np.ndarray) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """Shell-pair index arrays of the record edges ``output_edge``, vectorized over edges (loops over
+    element pairs and shell pairs only); ``edge`` holds positions in ``output_edge``."""
     f = 2 if record.spinful else 1
     off = record.block_offsets("H0" if "H0" in record.blocks else "H")
     Z = record.numbers
-    ei, ej = record.edge_index.T
+    ei, ej = record.edge_index[output_edge].T
     groups: dict[tuple[int, int], dict[str, list]] = {}
     species = np.unique(Z)
     for zi in species:
@@ -117,7 +121,7 @@ def _pair_groups(record: StructureRecord) -> dict[tuple[int, int], dict[str, np.
             if len(edges) == 0:
                 continue
             ni, nj = bi.norb, bj.norb
-            base = off[edges]
+            base = off[output_edge[edges]]
             for a, (la, za, oa) in enumerate(zip(bi.ls, shell_zetas(bi.ls), bi.shell_offsets)):
                 for b, (lb, zb, ob) in enumerate(zip(bj.ls, shell_zetas(bj.ls), bj.shell_offsets)):
                     d1, d2 = 2 * la + 1, 2 * lb + 1
@@ -137,46 +141,42 @@ def _pair_groups(record: StructureRecord) -> dict[tuple[int, int], dict[str, np.
     return out
 
 
-def conjugate_index(record: StructureRecord, name: str = "H0") -> np.ndarray:
-    """(K,) packed position of ``B_ji(-R)[q, p]`` for each element ``B_ij(R)[p, q]`` (vectorized).
-
-    The model symmetrises dH and needs both directions of every edge.
-    """
-    return record.partner_index(name).astype(np.int64)
-
-
-def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> GraphData:
-    """Tensors of one record: graph within ``cutoff`` (Å) plus the record's own edges; needs ``H0``."""
+def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF,
+                output_radius: float | None = None) -> GraphData:
+    """Tensors of one record (needs ``H0``): graph within ``cutoff`` (Å), output edges within
+    ``output_radius`` (Å; default ``cutoff``). See the module docstring."""
     if "H0" not in record.blocks:
         raise RecordError("build_graph needs the record's H0 blocks (the model's input)")
+    radius = cutoff if output_radius is None else output_radius
     n = record.n_atoms
-    rec_i, rec_j = record.edge_index.T
-    onsite = record.onsite_mask
-    # graph edges: union of off-site record edges and cutoff neighbours
+    lengths = record.edge_lengths
+    output_edge = np.flatnonzero(lengths <= radius + 1e-9)  # partners have equal lengths: closed
+    out_i, out_j = record.edge_index[output_edge].T
+    out_R = record.edge_R[output_edge]
+    onsite = record.onsite_mask[output_edge]
+    # graph edges: union of off-site output edges and cutoff neighbours
     ni, nj, nS = _neighbours(record, cutoff)
     off_e = np.flatnonzero(~onsite)
-    gi = np.concatenate([rec_i[off_e], ni])
-    gj = np.concatenate([rec_j[off_e], nj])
-    gR = np.concatenate([record.edge_R[off_e], nS])
-    keys = _keys(gi, gj, gR, n)
-    _, first = np.unique(keys, return_index=True)
-    first = np.sort(first)  # record edges first, then the extra neighbours
+    gi = np.concatenate([out_i[off_e], ni])
+    gj = np.concatenate([out_j[off_e], nj])
+    gR = np.concatenate([out_R[off_e], nS])
+    first = np.sort(unique_edges(gi, gj, gR)[0])  # output edges first, then the extra neighbours
     gi, gj, gR = gi[first], gj[first], gR[first]
     graph_record = np.full(len(gi), -1, np.int64)
-    graph_record[: len(off_e)] = off_e  # the first len(off_e) entries are the (unique) record edges
-    record_graph = np.full(record.n_edges, -1, np.int64)
+    graph_record[: len(off_e)] = off_e  # the first len(off_e) entries are the (unique) output edges
+    record_graph = np.full(len(output_edge), -1, np.int64)
     record_graph[off_e] = np.arange(len(off_e))
     vec = record.positions[gj] + gR @ record.cell - record.positions[gi]
     if len(vec) and np.min(np.linalg.norm(vec, axis=1)) < 1e-8:
         raise RecordError("two atoms coincide (an off-site edge has zero length)")
     node_self = np.full(n, -1, np.int64)
-    node_self[rec_i[onsite]] = np.flatnonzero(onsite)
+    node_self[out_i[onsite]] = np.flatnonzero(onsite)
 
-    groups = _pair_groups(record)
-    K = int(record.block_offsets("H0")[-1])
+    groups = _pair_groups(record, output_edge)
     cover = np.concatenate([g["index"].reshape(-1) for g in groups.values()]) if groups else np.zeros(0, np.int64)
-    if len(cover) != K or not np.array_equal(np.sort(cover), np.arange(K)):
-        raise RecordError("internal error: shell pairs do not cover the packed blocks exactly once")
+    n_out = int(np.diff(record.block_offsets("H0"))[output_edge].sum())
+    if len(cover) != n_out or len(np.unique(cover)) != n_out:
+        raise RecordError("internal error: shell pairs do not cover the output blocks exactly once")
 
     t = torch.from_numpy
     return GraphData(
@@ -186,16 +186,17 @@ def build_graph(record: StructureRecord, cutoff: float = DEFAULT_CUTOFF) -> Grap
         graph_index=t(np.stack([gi, gj]).astype(np.int64)),
         graph_vec=t(vec.astype(np.float64)),
         graph_record=t(graph_record),
-        record_index=t(record.edge_index.T.copy()),
+        output_edge=t(output_edge.astype(np.int64)),
+        record_index=t(np.stack([out_i, out_j]).astype(np.int64)),
         record_graph=t(record_graph),
-        record_length=t(record.edge_lengths.astype(np.float64)),
+        record_length=t(lengths[output_edge].astype(np.float64)),
         record_onsite=t(onsite.copy()),
         node_self=t(node_self),
         pairs={k: PairGroup(t(v["edge"]), t(v["z1"]), t(v["z2"]), t(v["index"])) for k, v in groups.items()},
         h0=t(np.ascontiguousarray(record.blocks["H0"])),
         h_target=t(np.ascontiguousarray(record.blocks["H"])) if "H" in record.blocks else None,
         overlap=t(np.ascontiguousarray(record.blocks["S"])) if "S" in record.blocks else None,
-        conj_index=t(conjugate_index(record, "H0")),
+        conj_index=t(record.partner_index("H0")),
     )
 
 
@@ -206,9 +207,11 @@ class GraphBatch:
     Extra fields: ``record_batch`` (E_r,) structure of each record edge; ``node_ptr``, ``record_ptr``
     (B+1,) boundaries;
     ``packed_ptr`` (B+1,) segments of ``h0``/``h_target``/``delta``; ``overlap_ptr`` (B+1,) segments of
-    ``overlap``; ``structure_of_element`` (K,) structure of each packed value; ``pair_perm`` (K,)
-    gather index turning the concatenation of the groups' values (sorted ``(l1, l2)``, each
-    ``(P, rows, cols)`` row-major) into the packed layout; ``records`` the source records.
+    ``overlap``; ``structure_of_element`` (K,) structure of each packed value; ``pair_flat`` (K_out,)
+    packed position of every value of the concatenation of the groups (sorted ``(l1, l2)``, each
+    ``(P, rows, cols)`` row-major): scattering them there (zeros elsewhere) gives the packed layout;
+    ``output_edge`` the record edge of each output edge, offset by the batch's record-edge count;
+    ``records`` the source records.
     """
 
     records: list[StructureRecord]
@@ -218,6 +221,7 @@ class GraphBatch:
     graph_index: torch.Tensor
     graph_vec: torch.Tensor
     graph_record: torch.Tensor
+    output_edge: torch.Tensor
     record_index: torch.Tensor
     record_graph: torch.Tensor
     record_length: torch.Tensor
@@ -225,7 +229,7 @@ class GraphBatch:
     record_batch: torch.Tensor
     node_self: torch.Tensor
     pairs: dict[tuple[int, int], PairGroup]
-    pair_perm: torch.Tensor
+    pair_flat: torch.Tensor
     h0: torch.Tensor
     h_target: torch.Tensor | None
     overlap: torch.Tensor | None
@@ -295,9 +299,8 @@ def collate(items: list[GraphData]) -> GraphBatch:
             z2=cat([p.z2 for _, p in parts]),
             index=cat([p.index + packed_ptr[b] for b, p in parts]),
         )
-    flat = cat([pairs[k].index.reshape(-1) for k in keys])
-    pair_perm = torch.empty_like(flat)
-    pair_perm[flat] = torch.arange(len(flat))
+    pair_flat = cat([pairs[k].index.reshape(-1) for k in keys])
+    edge_ptr = _ptr([g.record.n_edges for g in items])
     B = len(items)
     rep = torch.repeat_interleave
     return GraphBatch(
@@ -308,6 +311,7 @@ def collate(items: list[GraphData]) -> GraphBatch:
         graph_index=cat([g.graph_index + node_ptr[b] for b, g in enumerate(items)], dim=1),
         graph_vec=cat([g.graph_vec for g in items]),
         graph_record=cat([_shift(g.graph_record, int(record_ptr[b])) for b, g in enumerate(items)]),
+        output_edge=cat([g.output_edge + edge_ptr[b] for b, g in enumerate(items)]),
         record_index=cat([g.record_index + node_ptr[b] for b, g in enumerate(items)], dim=1),
         record_graph=cat([_shift(g.record_graph, int(graph_ptr[b])) for b, g in enumerate(items)]),
         record_length=cat([g.record_length for g in items]),
@@ -315,7 +319,7 @@ def collate(items: list[GraphData]) -> GraphBatch:
         record_batch=rep(torch.arange(B), record_ptr.diff()),
         node_self=cat([_shift(g.node_self, int(record_ptr[b])) for b, g in enumerate(items)]),
         pairs=pairs,
-        pair_perm=pair_perm,
+        pair_flat=pair_flat,
         h0=cat([g.h0 for g in items]),
         h_target=cat([g.h_target for g in items]) if has_h else None,
         overlap=cat([g.overlap for g in items]) if has_s else None,
@@ -328,6 +332,7 @@ def collate(items: list[GraphData]) -> GraphBatch:
     )
 
 
-def batch_records(records: list[StructureRecord], cutoff: float = DEFAULT_CUTOFF) -> GraphBatch:
-    """``collate([build_graph(r, cutoff) for r in records])``."""
-    return collate([build_graph(r, cutoff) for r in records])
+def batch_records(records: list[StructureRecord], cutoff: float = DEFAULT_CUTOFF,
+                  output_radius: float | None = None) -> GraphBatch:
+    """``collate([build_graph(r, cutoff, output_radius) for r in records])``."""
+    return collate([build_graph(r, cutoff, output_radius) for r in records])
