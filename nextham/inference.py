@@ -76,7 +76,7 @@ def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cp
     model.load_state_dict(ckpt["model"])
     device = torch.device(device)
     model.to(device).eval()
-    build, collate = batch_functions(m["kind"], cfg["data"]["cutoff"], dtype)
+    build, collate = batch_functions(m["kind"], cfg["data"]["cutoff"], dtype, getattr(model, "output_radius", None))
     return TrainedModel(model, ckpt, build, collate, device, Path(path))
 
 

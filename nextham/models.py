@@ -1,7 +1,7 @@
 """Model kinds: build a model and its batches from the ``model`` section of a training config.
 
 A kind is a name bound to two functions: ``build(preset, overrides, basis, spinful) -> torch.nn.Module``
-and ``batches(cutoff, dtype) -> (build_item(record), collate(items) -> batch)``. Production has one
+and ``batches(cutoff, dtype, output_radius) -> (build_item(record), collate(items) -> batch)``. Production has one
 kind, ``nextham`` (the equivariant model of :mod:`nextham.nn` on graphs of :mod:`nextham.graph`);
 tests register others with :func:`register_model_kind` (e.g. :mod:`nextham.testing.toy`). The trainer
 and :mod:`nextham.inference` build models only through :func:`build_model`, so a checkpoint names the
@@ -33,7 +33,7 @@ class ModelKind:
     """
 
     build: Callable[[str, dict, Basis, bool], torch.nn.Module]
-    batches: Callable[[float, torch.dtype], BatchFunctions]
+    batches: Callable[[float, torch.dtype, float | None], BatchFunctions]
     trace_head: bool = False
 
 
@@ -73,9 +73,12 @@ def build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: 
         return k.build(preset, overrides, basis, spinful).to(dtype)
 
 
-def batch_functions(kind: str, cutoff: float, dtype: torch.dtype = torch.float32) -> BatchFunctions:
-    """``(build(record) -> item, collate(items) -> batch)`` for the model kind."""
-    return model_kind(kind).batches(cutoff, dtype)
+def batch_functions(kind: str, cutoff: float, dtype: torch.dtype = torch.float32,
+                    output_radius: float | None = None) -> BatchFunctions:
+    """``(build(record) -> item, collate(items) -> batch)`` for the model kind: graphs within ``cutoff``
+    (Å), outputs on the record edges within ``output_radius`` (Å; the model's ``output_radius``, by
+    default ``cutoff``)."""
+    return model_kind(kind).batches(cutoff, dtype, output_radius)
 
 
 def model_hamiltonian(output: Any, batch: Any) -> torch.Tensor:
@@ -90,11 +93,12 @@ def _build_nextham(preset: str, overrides: dict, basis: Basis, spinful: bool) ->
     return NextHAMModel(ModelConfig.preset(preset, **overrides), basis, spinful)
 
 
-def _nextham_batches(cutoff: float, dtype: torch.dtype) -> BatchFunctions:
+def _nextham_batches(cutoff: float, dtype: torch.dtype, output_radius: float | None) -> BatchFunctions:
     """Graphs are float64 whatever ``dtype``: the model casts them to its own dtype."""
     from .graph import build_graph, collate
 
-    return (lambda rec: build_graph(rec, cutoff=cutoff)), (lambda items: collate(list(items)))
+    return (lambda rec: build_graph(rec, cutoff=cutoff, output_radius=output_radius)), \
+        (lambda items: collate(list(items)))
 
 
 register_model_kind("nextham", ModelKind(_build_nextham, _nextham_batches, trace_head=True))

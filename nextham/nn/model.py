@@ -236,6 +236,13 @@ class NextHAMModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.rbf.centers.dtype
 
+    @property
+    def output_radius(self) -> float:
+        """Å: the longest bond that receives dH (the end of the last distance window, else the cutoff);
+        graphs hold output edges only up to it and every block beyond stays H0."""
+        windows = self.config.distance_windows
+        return float(max(hi for _, hi in windows)) if windows else float(self.config.cutoff)
+
     # ------------------------------------------------------------------ forward
     def check_batch(self, batch: GraphBatch) -> None:
         if batch.spinful != self.spinful:
@@ -292,7 +299,8 @@ def predict_record(model: NextHAMModel, record: StructureRecord, cutoff: float |
     was_training = model.training
     model.eval()
     try:
-        batch = collate([build_graph(record, model.config.cutoff if cutoff is None else cutoff)])
+        batch = collate([build_graph(record, model.config.cutoff if cutoff is None else cutoff,
+                                     output_radius=model.output_radius)])
         out = model(batch)
     finally:
         model.train(was_training)

@@ -136,5 +136,5 @@ def _build_toy(preset: str, overrides: dict, basis: Basis, spinful: bool) -> Toy
     return ToyModel(**{k: v for k, v in overrides.items() if k in ("hidden",)})
 
 
-register_model_kind("toy", ModelKind(_build_toy, lambda cutoff, dtype: ((lambda rec: rec),
+register_model_kind("toy", ModelKind(_build_toy, lambda cutoff, dtype, output_radius=None: ((lambda rec: rec),
                                                                       (lambda items: toy_collate(items, dtype=dtype)))))

@@ -140,7 +140,8 @@ class Trainer:
         torch.manual_seed(self.cfg.run.seed)
         m = self.cfg.model
         self.model = build_model(m.kind, m.preset, m.overrides, self.basis, self.spinful, self.dtype).to(self.device)
-        self.build, self.collate = batch_functions(m.kind, self.cfg.data.cutoff, self.dtype)
+        self.build, self.collate = batch_functions(m.kind, self.cfg.data.cutoff, self.dtype,
+                                                   getattr(self.model, "output_radius", None))
         codec = getattr(self.model, "codec", None)
         trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
         self.objective = Objective(self.cfg.loss, seed=self.cfg.run.seed,
