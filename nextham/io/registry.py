@@ -4,7 +4,7 @@
 name           what                             read    write
 =============  ===============================  ======  ======
 nextham        one record, HDF5 file (.h5)      yes     yes
-abacus         ABACUS LCAO calculation folder   yes     yes (legacy CSR + STRU)
+abacus         ABACUS LCAO calculation folder   yes     yes (legacy or *_nao.csr CSR + STRU)
 deeph          new DeepH folder (POSCAR, ...)   yes     yes
 deeph-legacy   legacy DeepH folder (lat.dat...) yes     yes
 =============  ===============================  ======  ======
@@ -43,7 +43,7 @@ def _read_nextham(path, **_):
     return read_record(path)
 
 
-def _write_nextham(record, path):
+def _write_nextham(record, path, **_):
     return write_record(path, record)
 
 
@@ -102,8 +102,10 @@ def read(path: str | os.PathLike, fmt: str = "auto", h0: str | os.PathLike | Non
     return record
 
 
-def write(record: StructureRecord, path: str | os.PathLike, fmt: str) -> Path:
-    """Write one record in format ``fmt`` (a file for ``nextham``, a folder otherwise)."""
+def write(record: StructureRecord, path: str | os.PathLike, fmt: str, **options) -> Path:
+    """Write one record in format ``fmt`` (a file for ``nextham``, a folder otherwise).
+
+    ``options`` go to the format's writer (ABACUS: ``csr_format="legacy"|"nao"``)."""
     if fmt not in FORMATS:
         raise FormatError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    return wrap_errors(path, FORMATS[fmt].write, record, path)
+    return wrap_errors(path, FORMATS[fmt].write, record, path, **options)
