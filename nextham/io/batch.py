@@ -59,12 +59,15 @@ def find_structures(root: str | os.PathLike, fmt: str = "auto", max_depth: int =
     return found, unknown
 
 
-def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, options: dict) -> Outcome:
-    """Read ``src`` and write ``dst``; never raises for bad input (the reason goes into the outcome)."""
+def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, options: dict,
+                write_options: dict | None = None) -> Outcome:
+    """Read ``src`` and write ``dst``; never raises for bad input (the reason goes into the outcome).
+
+    ``options`` go to the reader, ``write_options`` to the writer (e.g. ABACUS ``csr_format``)."""
     t0 = time.perf_counter()
     try:
         record = read(src, fmt=src_fmt, h0=h0, **options)
-        write(record, dst, dst_fmt)
+        write(record, dst, dst_fmt, **(write_options or {}))
         n = record.n_edges
         mats = "+".join(record.blocks)
         return Outcome(src, dst, True, f"{record.n_atoms} atoms, {n} blocks, {mats}", time.perf_counter() - t0)
@@ -82,14 +85,16 @@ def target_for(src: Path, root: Path, dst_root: Path, dst_fmt: str) -> Path:
 
 
 def convert_many(items: list[tuple[str, str, str | None]], src_fmt: str, dst_fmt: str, options: dict, jobs: int = 0,
-                 progress: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
+                 progress: Callable[[Outcome], None] | None = None, write_options: dict | None = None
+                 ) -> Iterator[Outcome]:
     """Convert ``(src, dst, h0)`` items with ``jobs`` processes (0: one per CPU); yields outcomes as they finish."""
     jobs = jobs or min(len(items), os.cpu_count() or 1)
     if jobs <= 1 or len(items) <= 1:
         for src, dst, h0 in items:
-            yield convert_one(src, dst, src_fmt, dst_fmt, h0, options)
+            yield convert_one(src, dst, src_fmt, dst_fmt, h0, options, write_options)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(convert_one, src, dst, src_fmt, dst_fmt, h0, options) for src, dst, h0 in items]
+        futures = [pool.submit(convert_one, src, dst, src_fmt, dst_fmt, h0, options, write_options)
+                   for src, dst, h0 in items]
         for fut in as_completed(futures):
             yield fut.result()
