@@ -1,4 +1,4 @@
-"""`nextham convert`: DFT data between ABACUS, DeepH (both formats) and nextham records."""
+"""`nextham convert`: DFT data between ABACUS, DeepH (both formats), DeePTB, sisl and nextham records."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import typer
 
 from .errors import clear_errors
 
-FROM_CHOICES = ("auto", "abacus", "deeph", "deeph-legacy", "nextham")
-TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "abacus")
+FROM_CHOICES = ("auto", "abacus", "deeph", "deeph-legacy", "deeptb", "nextham")
+TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "deeptb", "abacus")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import FormatError
-from .registry import FORMATS, read, write
+from .deeptb import read_deeptb_all
+from .registry import FORMATS, detect_format, read, write
 
 
 @dataclass
@@ -66,6 +67,15 @@ def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, 
     ``options`` go to the reader, ``write_options`` to the writer (e.g. ABACUS ``csr_format``)."""
     t0 = time.perf_counter()
     try:
+        fmt = detect_format(src) if src_fmt == "auto" else src_fmt
+        if fmt == "deeptb" and h0 is None:
+            frames = read_deeptb_all(src, basis=options.get("basis"))
+            if len(frames) > 1:  # every frame of every trajectory: DST/<trajectory>_<frame>
+                for name, record in frames:
+                    target = Path(dst) / name.replace("/", "_")
+                    write(record, f"{target}.h5" if dst_fmt == "nextham" else target, dst_fmt, **(write_options or {}))
+                return Outcome(src, dst, True, f"{len(frames)} frames, {frames[0][1].n_atoms} atoms each",
+                               time.perf_counter() - t0)
         record = read(src, fmt=src_fmt, h0=h0, **options)
         write(record, dst, dst_fmt, **(write_options or {}))
         n = record.n_edges

@@ -7,6 +7,7 @@ nextham        one record, HDF5 file (.h5)      yes     yes
 abacus         ABACUS LCAO calculation folder   yes     yes (legacy or *_nao.csr CSR + STRU)
 deeph          new DeepH folder (POSCAR, ...)   yes     yes
 deeph-legacy   legacy DeepH folder (lat.dat...) yes     yes
+deeptb         DeePTB trajectory folder(s)      yes     yes (one trajectory folder per record)
 =============  ===============================  ======  ======
 """
 
@@ -25,6 +26,7 @@ from .abacus import looks_like_abacus, read_abacus, write_abacus
 from .assemble import attach_h0
 from .deeph_legacy import looks_like_deeph_legacy, read_deeph_legacy, write_deeph_legacy
 from .deeph_new import looks_like_deeph, read_deeph, write_deeph
+from .deeptb import looks_like_deeptb, read_deeptb, write_deeptb
 from .errors import FormatError, wrap_errors
 
 
@@ -65,6 +67,9 @@ FORMATS: dict[str, Format] = {
                     lambda p, **kw: read_deeph(p), write_deeph, "folder"),
     "deeph-legacy": Format("deeph-legacy", "DeepH folder, legacy format (lat.dat, element.dat, hamiltonians.h5)",
                            looks_like_deeph_legacy, lambda p, **kw: read_deeph_legacy(p), write_deeph_legacy, "folder"),
+    "deeptb": Format("deeptb", "DeePTB data folder (info.json, cell.dat, positions.dat, hamiltonians.h5, ...)",
+                     looks_like_deeptb, lambda p, frame=None, basis=None, **kw: read_deeptb(p, frame=frame, basis=basis),
+                     write_deeptb, "folder"),
 }
 
 
@@ -76,7 +81,7 @@ def detect_format(path: str | os.PathLike) -> str:
     hits = [f.name for f in FORMATS.values() if f.detect(path)]
     if not hits:
         raise FormatError(path, "not a known format (expected a nextham .h5 record, an ABACUS folder with "
-                                "H(R)/S(R) CSR files, or a DeepH folder)")
+                                "H(R)/S(R) CSR files, a DeepH or a DeePTB folder)")
     if len(hits) > 1:
         raise FormatError(path, f"matches several formats {hits}; name one with --from")
     return hits[0]
