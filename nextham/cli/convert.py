@@ -10,7 +10,7 @@ import typer
 from .errors import clear_errors
 
 FROM_CHOICES = ("auto", "abacus", "deeph", "deeph-legacy", "deeptb", "nextham")
-TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "deeptb", "abacus")
+TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "deeptb", "abacus", "tshs")
 
 
 def register(app: typer.Typer) -> None:

@@ -73,7 +73,8 @@ def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, 
             if len(frames) > 1:  # every frame of every trajectory: DST/<trajectory>_<frame>
                 for name, record in frames:
                     target = Path(dst) / name.replace("/", "_")
-                    write(record, f"{target}.h5" if dst_fmt == "nextham" else target, dst_fmt, **(write_options or {}))
+                    suffix = {"nextham": ".h5", "tshs": ".TSHS"}.get(dst_fmt, "")
+                    write(record, f"{target}{suffix}", dst_fmt, **(write_options or {}))
                 return Outcome(src, dst, True, f"{len(frames)} frames, {frames[0][1].n_atoms} atoms each",
                                time.perf_counter() - t0)
         record = read(src, fmt=src_fmt, h0=h0, **options)
@@ -91,7 +92,8 @@ def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, 
 def target_for(src: Path, root: Path, dst_root: Path, dst_fmt: str) -> Path:
     rel = src.relative_to(root) if src != root else Path(src.name)
     rel = rel.with_suffix("") if rel.suffix == ".h5" else rel
-    return dst_root / (str(rel) + ".h5") if dst_fmt == "nextham" else dst_root / rel
+    suffix = {"nextham": ".h5", "tshs": ".TSHS"}.get(dst_fmt)
+    return dst_root / (str(rel) + suffix) if suffix else dst_root / rel
 
 
 def convert_many(items: list[tuple[str, str, str | None]], src_fmt: str, dst_fmt: str, options: dict, jobs: int = 0,

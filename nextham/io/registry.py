@@ -8,6 +8,7 @@ abacus         ABACUS LCAO calculation folder   yes     yes (legacy or *_nao.csr
 deeph          new DeepH folder (POSCAR, ...)   yes     yes
 deeph-legacy   legacy DeepH folder (lat.dat...) yes     yes
 deeptb         DeePTB trajectory folder(s)      yes     yes (one trajectory folder per record)
+tshs           SIESTA/TBtrans .TSHS (via sisl)  no      yes (optional extra nextham[sisl])
 =============  ===============================  ======  ======
 """
 
@@ -49,6 +50,20 @@ def _write_nextham(record, path, **_):
     return write_record(path, record)
 
 
+def _write_only(name: str, path) -> StructureRecord:
+    raise FormatError(path, f"{name} is written, not read, by nextham")
+
+
+def _write_tshs(record, path):
+    try:
+        import sisl  # noqa: F401  (the optional extra nextham[sisl])
+    except ImportError:
+        raise FormatError(path, "writing .TSHS needs sisl: pip install 'nextham[sisl]'") from None
+    from .sisl_bridge import write_tshs
+
+    return write_tshs(record, path)
+
+
 @dataclass(frozen=True)
 class Format:
     name: str
@@ -67,6 +82,8 @@ FORMATS: dict[str, Format] = {
                     lambda p, **kw: read_deeph(p), write_deeph, "folder"),
     "deeph-legacy": Format("deeph-legacy", "DeepH folder, legacy format (lat.dat, element.dat, hamiltonians.h5)",
                            looks_like_deeph_legacy, lambda p, **kw: read_deeph_legacy(p), write_deeph_legacy, "folder"),
+    "tshs": Format("tshs", "SIESTA/TBtrans .TSHS file through sisl (write only)", lambda p: False,
+                   lambda p, **kw: _write_only("tshs", p), lambda rec, p, **kw: _write_tshs(rec, p), "file"),
     "deeptb": Format("deeptb", "DeePTB data folder (info.json, cell.dat, positions.dat, hamiltonians.h5, ...)",
                      looks_like_deeptb, lambda p, frame=None, basis=None, **kw: read_deeptb(p, frame=frame, basis=basis),
                      write_deeptb, "folder"),
