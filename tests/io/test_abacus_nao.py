@@ -7,6 +7,7 @@ blocks, ``E_Fermi`` in the spin-index line, ``IONIC_STEP:`` sections of the MD `
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,41 @@ def test_missing_overlap_is_named(nao):
 
     with pytest.raises(FormatError, match="missing overlap file.*--overlap"):
         read_abacus(nao / "scf_out_hsr_spin2", orbital_dirs=[nao / "orbitals"])
+
+
+def test_fuzz_nao_files(nao, tmp_path):
+    """Seeded mutations of the real new-layout files (wrapped arrays, empty blocks, E_Fermi header, IONIC_STEP):
+    the parser raises nothing but FormatError naming the file, and the full reader (with its partner, on-site
+    and Hermiticity checks) the same."""
+    from nextham.io import FormatError
+    from test_fuzz import mutate
+
+    rng = np.random.default_rng(39)
+    seeds = [(nao / n).read_bytes() for n in ("nscf_out_hsr_tr_rr/hrs1_nao.csr", "scf_out_hsr_spin4/srs1_nao.csr",
+                                              "deepmodeling_bad41668/scf_out_hsr/hrs1_nao.csr", "md_out_syns/syns_nao.csr")]
+    f = tmp_path / "m.csr"
+    errors = 0
+    for trial in range(240):
+        f.write_bytes(mutate(seeds[trial % len(seeds)], rng))
+        try:
+            read_csr_steps(f)
+        except FormatError as exc:
+            assert str(exc).startswith(str(f)), exc
+            errors += 1
+    assert errors > 80
+    d = tmp_path / "run"
+    shutil.copytree(nao / "nscf_out_hsr_tr_rr", d)
+    for p in d.iterdir():
+        p.chmod(0o644)
+    originals = {n: (d / n).read_bytes() for n in ("hrs1_nao.csr", "srs1_nao.csr")}
+    errors = 0
+    for trial in range(100):
+        name = list(originals)[trial % 2]
+        (d / name).write_bytes(mutate(originals[name], rng))
+        try:
+            read_abacus(d, orbital_dirs=[nao / "orbitals"])
+        except FormatError:
+            errors += 1
+        finally:
+            (d / name).write_bytes(originals[name])
+    assert errors > 30
