@@ -36,7 +36,7 @@ from . import abacus_csr
 from .abacus_csr import CSRFile
 from .abacus_stru import (Geometry, basis_from_orbital_name, element_of_label, read_input,
                           read_orbital_header, read_running_log, read_stru, write_stru)
-from .assemble import Elements, attach_h0, build_record, orbital_tables
+from .assemble import Elements, attach_h0, build_record, finite_fermi, orbital_tables
 from .errors import FormatError
 
 RYDBERG_EV = 13.605693122994  # CODATA 2018 (CONVENTIONS.md)
@@ -103,9 +103,6 @@ def locate(path: str | os.PathLike, overlap: str | os.PathLike | None = None) ->
     if not found:
         raise FormatError(out, "no ABACUS matrix files (expected hrs1_nao.csr/srs1_nao.csr or "
                                "data-HR-sparse_SPIN0.csr/data-SR-sparse_SPIN0.csr; set out_mat_hs2 1 in INPUT)")
-    if not found and overlap is not None:
-        hs = [_first_existing([out, root], names) for names in H_FILES["nao"]]
-        found = {"nao": ([h for h in hs if h], None, [])} if hs[0] else {}
     if len(found) > 1:
         raise FormatError(out, "holds both legacy (data-HR-sparse_*) and new (hrs*_nao.csr) matrix files; "
                                "keep one set")
@@ -336,7 +333,7 @@ def _collect(folder: AbacusFolder, geom: Geometry, basis: Basis, step, s: CSRFil
              ) -> tuple[dict[str, list], int, dict]:
     hs, h0s, s = _read_matrices(folder, step, s)
     for csr in [*hs, *h0s, s]:
-        _check_partners(csr, needs_origin=True)
+        _check_partners(csr)
     n_orb = int(basis.atom_offsets(geom.numbers)[-1])
     nspin = _nspin(folder, hs, s, n_orb)
     out: dict[str, list] = {"S": [_elements(s, geom.numbers, basis, 4 if s.dim == 2 * n_orb else 1, 1.0, "S")]}
@@ -360,14 +357,14 @@ def _collect(folder: AbacusFolder, geom: Geometry, basis: Basis, step, s: CSRFil
     return out, nspin, meta
 
 
-def _check_partners(csr: CSRFile, needs_origin: bool) -> None:
+def _check_partners(csr: CSRFile) -> None:
     """ABACUS writes every R block together with its -R partner, and always R = 0: a file without them
     is cut or edited (filling the gap with the partner's adjoint would hide that)."""
     if not len(csr.R):
         raise FormatError(csr.path, "holds no R block")
     nnz = np.diff(csr.block_start)
     keys = {tuple(r) for r in csr.R.tolist()}
-    if needs_origin and (0, 0, 0) not in keys:
+    if (0, 0, 0) not in keys:
         raise FormatError(csr.path, "has no R = (0, 0, 0) block (ABACUS always writes it): cut or edited file?")
     for k, r in enumerate(csr.R.tolist()):
         if nnz[k] and (-r[0], -r[1], -r[2]) not in keys:
@@ -409,8 +406,7 @@ def read_abacus(path: str | os.PathLike, *, h0: str | os.PathLike | None = None,
         ef, ef_source = read_running_log(log).fermi_energy_eV, log.name
     if ef is None and "header_fermi" in meta:
         ef, ef_source = meta.pop("header_fermi")
-    if ef is not None and not np.isfinite(ef):
-        raise FormatError(folder.out / (ef_source or ""), f"Fermi level {ef} is not finite")
+    ef = finite_fermi(ef, folder.out / (ef_source or ""))
     if ef_source is not None:
         meta["fermi_source"] = ef_source
     spinful = nspin in (2, 4)
@@ -444,7 +440,8 @@ CSR_FORMATS = ("legacy", "nao")
 
 def to_rydberg(values_eV: np.ndarray) -> np.ndarray:
     """eV -> Ry, choosing among the nearest floats of ``x / Ry`` one whose product with Ry gives ``x``
-    back exactly (so that write + read is bitwise); where none does (rare), the nearest quotient."""
+    back exactly (so that write + read is bitwise); where none does, the nearest quotient (1 ulp off after
+    reading back). Values read from ABACUS always have one; about 1 in 10 arbitrary floats has none."""
     y = np.asarray(values_eV) / RYDBERG_EV
     if np.iscomplexobj(y):
         return to_rydberg(np.real(values_eV)) + 1j * to_rydberg(np.imag(values_eV))
@@ -474,7 +471,8 @@ def write_abacus(record: StructureRecord, path: str | os.PathLike, csr_format: s
     says nspin 2 are written as two spin channels). Atoms are grouped by element (ABACUS lists atoms per
     species); the record's atom order must already be grouped, else a ``FormatError`` is raised. Values
     keep full float64 precision and explicit zeros, and eV -> Ry is chosen to invert exactly
-    (:func:`to_rydberg`), so reading the folder back gives the same record.
+    (:func:`to_rydberg`), so reading the folder back gives the same record (bitwise for records read from
+    ABACUS; arbitrary eV values can move by 1 ulp).
     """
     if csr_format not in CSR_FORMATS:
         raise FormatError(path, f"unknown ABACUS CSR format {csr_format!r} (choose from {', '.join(CSR_FORMATS)})")

@@ -648,7 +648,7 @@ def write_csr_nao(path: str | os.PathLike, matrix: str, dim: int, R: np.ndarray,
     spin_line = f" {spin_index} # spin index"
     if fermi_energy_eV is not None:
         spin_line += f", E_Fermi = {float(fermi_energy_eV)!r} eV"
-    out = [" --- Ionic Step %d ---" % step, f" # print {matrix} matrix in real space {matrix}(R)",
+    out = [f" --- Ionic Step {step} ---", f" # print {matrix} matrix in real space {matrix}(R)",
            f" {nspin} # number of spin directions", spin_line, f" {dim} # number of localized basis",
            f" {len(R)} # number of Bravais lattice vector R", "", " user_defined_lattice", " 1.0"]
     out += [" " + " ".join(repr(float(x)) for x in row) for row in np.asarray(cell)]

@@ -80,7 +80,7 @@ def to_sisl(record: StructureRecord, name: str = "H"):
     sign = _siesta_sign(record)
     n_sc = geom.lattice.n_s
 
-    def sparse(el: Elements, spin_rows: np.ndarray | None = None, spin_cols: np.ndarray | None = None):
+    def sparse(el: Elements):
         r, c = offsets[el.i] + el.row, offsets[el.j] + el.col
         col = c + geom.lattice.sc_index(el.R) * no
         v = el.value * sign[r] * sign[c]
@@ -147,9 +147,8 @@ def from_sisl(H, fermi_energy_eV: float | None = None, source: str = "sisl") -> 
 
     spin = H.spin
     S_el = elements(H.tocsr(H.S_idx))
-    record_numbers = numbers
-    sign = np.concatenate([atom_permutation("siesta", basis[chemical_symbols[z]])[1] for z in record_numbers])
-    offsets = basis.atom_offsets(record_numbers)
+    sign = np.concatenate([atom_permutation("siesta", basis[chemical_symbols[z]])[1] for z in numbers])
+    offsets = basis.atom_offsets(numbers)
 
     def to_nextham(el: Elements) -> Elements:
         norb = np.diff(offsets)
@@ -183,7 +182,7 @@ def from_sisl(H, fermi_energy_eV: float | None = None, source: str = "sisl") -> 
                     H_el.value.astype(np.complex128 if spinful else np.float64))
     S_el = Elements(S_el.R, S_el.i, S_el.j, S_el.row, S_el.col, np.real(S_el.value).astype(np.float64))
     meta = {"source": {"code": "sisl", "path": str(source), "spin": str(spin)}}
-    return build_record(record_numbers, geom.cell, geom.xyz, [True, True, True], basis,
+    return build_record(numbers, geom.cell, geom.xyz, [True, True, True], basis,
                         {"S": to_nextham(S_el), "H": to_nextham(H_el)}, spinful,
                         finite_fermi(fermi_energy_eV, source), meta)
 

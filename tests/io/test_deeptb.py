@@ -6,7 +6,6 @@ trajectory ``Si64.0`` (64 Si, basis 1s1p, ABACUS data, eV, float32 blocks ``i_j_
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import h5py
@@ -24,7 +23,7 @@ from nextham.io import FormatError, detect_format, read
 from nextham.io.deeptb import read_deeptb, read_deeptb_all, write_deeptb
 from nextham.physics.bands import eigenvalues
 from nextham.testing.fixtures import require_fixtures
-from io_helpers import assert_records_equal, bloch_dense, writable_copy
+from io_helpers import assert_records_equal, bloch_dense
 
 K_TEST = np.array([[0, 0, 0], [0.5, 0, 0], [0.25, 0.25, 0.25], [0.13, -0.37, 0.41]])
 

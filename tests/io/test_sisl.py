@@ -11,14 +11,14 @@ import pytest
 
 sisl = pytest.importorskip("sisl", reason="sisl is the optional extra nextham[sisl]")
 
-from nextham.blocks.record import StructureRecord  # noqa: E402
-from nextham.io import read, write  # noqa: E402
-from nextham.io.abacus import read_abacus  # noqa: E402
-from nextham.io.sisl_bridge import from_sisl, to_sisl  # noqa: E402
-from nextham.physics.bands import eigenvalues  # noqa: E402
-from nextham.testing.fixtures import require_fixtures  # noqa: E402
-from nextham.tightbinding.examples import silicon_vogl  # noqa: E402
-from io_helpers import assert_records_equal, bloch_dense  # noqa: E402
+from nextham.blocks.record import StructureRecord
+from nextham.io import read, write
+from nextham.io.abacus import read_abacus
+from nextham.io.sisl_bridge import from_sisl, to_sisl
+from nextham.physics.bands import eigenvalues
+from nextham.testing.fixtures import require_fixtures
+from nextham.tightbinding.examples import silicon_vogl
+from io_helpers import assert_records_equal, bloch_dense
 
 KPTS = np.random.default_rng(11).uniform(-0.5, 0.5, size=(6, 3))
 
