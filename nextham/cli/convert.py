@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @clear_errors
     def convert(
-        src: Path = typer.Argument(..., help="a structure (ABACUS folder, DeepH folder, nextham .h5) or a folder of many"),
-        dst: Path = typer.Argument(..., help="output file (--to nextham, one structure) or folder"),
+        src: Path = typer.Argument(..., help="a structure (ABACUS, DeepH or DeePTB folder, nextham .h5) or a folder of many"),
+        dst: Path = typer.Argument(..., help="output file (--to nextham or tshs, one structure) or folder"),
         from_: str = typer.Option("auto", "--from", help=f"input format: {', '.join(FROM_CHOICES)}"),
         to: str = typer.Option("nextham", "--to", help=f"output format: {', '.join(TO_CHOICES)}"),
         h0: Optional[Path] = typer.Option(None, "--h0", help="ABACUS get_hs folder (or, for a folder of many, the "

@@ -296,3 +296,16 @@ def test_fuzz_nao_files(nao, tmp_path):
         finally:
             (d / name).write_bytes(originals[name])
     assert errors > 30
+
+
+def test_several_ionic_steps_in_one_file(nao, tmp_path):
+    """MD with out_app_flag appends one ``--- Ionic Step n ---`` section per step: the last is read by default."""
+    text = (nao / "scf_out_hsr/hrs1_nao.csr").read_text()
+    second = text.replace(" --- Ionic Step 1 ---", " --- Ionic Step 2 ---").replace(" -1.12133e-04 ", " -2.22222e-04 ", 1)
+    f = tmp_path / "hrs1_nao.csr"
+    f.write_text(text + second)
+    last, first = read_csr(f), read_csr(f, step=1)
+    assert last.header["step"] == 2 and first.header["step"] == 1
+    assert last.values[0] == -2.22222e-04 and first.values[0] == -1.12133e-04
+    assert np.array_equal(last.values[1:], first.values[1:])
+    assert [s.header["step"] for s in read_csr_steps(f)] == [1, 2]
