@@ -1,4 +1,4 @@
-"""`nextham convert`: DFT data between ABACUS, DeepH (both formats) and nextham records."""
+"""`nextham convert`: DFT data between ABACUS, DeepH (both formats), DeePTB, sisl and nextham records."""
 
 from __future__ import annotations
 
@@ -9,21 +9,26 @@ import typer
 
 from .errors import clear_errors
 
-FROM_CHOICES = ("auto", "abacus", "deeph", "deeph-legacy", "nextham")
-TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "abacus")
+FROM_CHOICES = ("auto", "abacus", "deeph", "deeph-legacy", "deeptb", "nextham")
+TO_CHOICES = ("nextham", "deeph", "deeph-legacy", "deeptb", "abacus", "tshs")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @clear_errors
     def convert(
-        src: Path = typer.Argument(..., help="a structure (ABACUS folder, DeepH folder, nextham .h5) or a folder of many"),
-        dst: Path = typer.Argument(..., help="output file (--to nextham, one structure) or folder"),
+        src: Path = typer.Argument(..., help="a structure (ABACUS, DeepH or DeePTB folder, nextham .h5) or a folder of many"),
+        dst: Path = typer.Argument(..., help="output file (--to nextham or tshs, one structure) or folder"),
         from_: str = typer.Option("auto", "--from", help=f"input format: {', '.join(FROM_CHOICES)}"),
         to: str = typer.Option("nextham", "--to", help=f"output format: {', '.join(TO_CHOICES)}"),
         h0: Optional[Path] = typer.Option(None, "--h0", help="ABACUS get_hs folder (or, for a folder of many, the "
                                                              "root of a tree with the same layout) giving H0"),
         orbital_dir: List[Path] = typer.Option([], "--orbital-dir", help="where to find ABACUS .orb files (repeatable)"),
+        overlap: Optional[Path] = typer.Option(None, "--overlap", help="ABACUS S file (srs1_nao.csr, ...) of the same "
+                                                                       "structure, for a folder that holds H only"),
+        abacus_format: str = typer.Option("legacy", "--abacus-format",
+                                          help="--to abacus: 'legacy' (data-HR-sparse_SPIN*.csr, ABACUS <= 3.8) or "
+                                               "'nao' (hrs1_nao.csr, srs1_nao.csr as ABACUS >= 3.9 writes them)"),
         jobs: int = typer.Option(0, "--jobs", "-j", help="parallel processes for a folder of many (0: one per CPU)"),
     ) -> None:
         """Convert DFT Hamiltonians between formats (eV, Å, nextham orbital order inside).
@@ -43,12 +48,19 @@ def register(app: typer.Typer) -> None:
             raise FormatError(dst, f"unknown --to {to!r} (choose from {', '.join(TO_CHOICES)})")
         if not src.exists():
             raise FormatError(src, "no such file or folder")
+        from ..io.abacus import CSR_FORMATS
+
+        if abacus_format not in CSR_FORMATS:
+            raise FormatError(dst, f"unknown --abacus-format {abacus_format!r} (choose from {', '.join(CSR_FORMATS)})")
         options = {"orbital_dirs": [str(p) for p in orbital_dir]} if orbital_dir else {}
+        if overlap is not None:
+            options["overlap"] = str(overlap)
+        write_options = {"csr_format": abacus_format} if to == "abacus" else {}
         single = FORMATS[from_].detect(src) if from_ != "auto" else _detects_any(src)
         if single:
             fmt = detect_format(src) if from_ == "auto" else from_
             from ..io.batch import convert_one
-            out = convert_one(str(src), str(dst), fmt, to, str(h0) if h0 else None, options)
+            out = convert_one(str(src), str(dst), fmt, to, str(h0) if h0 else None, options, write_options)
             if not out.ok:
                 raise _Plain(out.message)
             typer.echo(f"{src} -> {dst} ({to}): {out.message} in {out.seconds:.2f} s")
@@ -66,7 +78,7 @@ def register(app: typer.Typer) -> None:
             items.append((str(p), str(target_for(p, src, dst, to)), h0_p))
         failures, n_ok = [], 0
         with tqdm(total=len(items), desc="converting", unit="structure", dynamic_ncols=True) as bar:
-            for out in convert_many(items, from_, to, options, jobs=jobs):
+            for out in convert_many(items, from_, to, options, jobs=jobs, write_options=write_options):
                 bar.update(1)
                 if out.ok:
                     n_ok += 1

@@ -1,4 +1,5 @@
-"""Real DFT data in and out: ABACUS and DeepH formats, with auto-detection (see ``docs/formats.md``).
+"""Real DFT data in and out: ABACUS (legacy and ``*_nao.csr``), DeepH (both formats), DeePTB, and sisl / TBtrans
+``.TSHS`` (optional extra), with auto-detection (see ``docs/formats.md``).
 
 >>> from nextham.io import read, write
 >>> record = read("si_scf/", orbital_dirs=["orbitals/"])     # doctest: +SKIP

@@ -37,7 +37,7 @@ from . import abacus_csr
 from .abacus_csr import CSRFile
 from .abacus_stru import (Geometry, basis_from_orbital_name, element_of_label, read_input,
                           read_orbital_header, read_running_log, read_stru, write_stru)
-from .assemble import Elements, attach_h0, build_record, orbital_tables
+from .assemble import Elements, attach_h0, build_record, finite_fermi, orbital_tables
 from .errors import FormatError
 
 RYDBERG_EV = 13.605693122994  # CODATA 2018 (docs/conventions.md)
@@ -78,7 +78,9 @@ def looks_like_abacus(path: str | os.PathLike) -> bool:
     return any((d / n).is_file() for d in dirs for n in names)
 
 
-def locate(path: str | os.PathLike) -> AbacusFolder:
+def locate(path: str | os.PathLike, overlap: str | os.PathLike | None = None) -> AbacusFolder:
+    """Find the matrix files of one calculation; ``overlap``: an S file to use when the folder has none
+    (S depends only on geometry and basis, e.g. the ``srs1_nao.csr`` of another run of the same structure)."""
     root = Path(path)
     if not root.is_dir():
         raise FormatError(root, "not a folder (an ABACUS calculation is a folder with INPUT/STRU and matrix files)")
@@ -106,8 +108,15 @@ def locate(path: str | os.PathLike) -> AbacusFolder:
         raise FormatError(out, "holds both legacy (data-HR-sparse_*) and new (hrs*_nao.csr) matrix files; "
                                "keep one set")
     fam, (hs, s, h0) = next(iter(found.items()))
+    if overlap is not None:
+        if s is not None:
+            raise FormatError(overlap, f"an overlap file was given but the folder has its own ({s.name})")
+        s = Path(overlap)
+        if not s.is_file():
+            raise FormatError(s, "no such overlap file")
     if s is None:
-        raise FormatError(out, f"missing overlap file: expected one of {S_FILES[fam]}")
+        raise FormatError(out, f"missing overlap file: expected one of {S_FILES[fam]} (or name one from another run "
+                               "of the same structure with overlap= / --overlap)")
     return AbacusFolder(root=root, out=out, input=inp, family=fam, h_files=hs, s_file=s, h0_files=h0)
 
 
@@ -126,21 +135,39 @@ def _geometry(folder: AbacusFolder, csr: CSRFile) -> tuple[Geometry, dict]:
     log = next((p for p in [folder.out / "running_scf.log", folder.out / "running_get_hs.log",
                             folder.out / "running_get_S.log", *sorted(folder.out.glob("running_*.log"))]
                 if p.is_file()), None)
-    if stru.is_file():
-        return read_stru(stru, latname=inp.get("latname")), {"geometry_source": "STRU"}
     uc = csr.header.get("ucell")
+    header_geom = None
     if uc is not None:
         cell = uc["latvec"] * uc["lat0_angstrom"]
         numbers = np.concatenate([[_z(lab, csr.path)] * n for lab, n in zip(uc["labels"], uc["counts"])])
-        return Geometry(cell=cell, positions=uc["frac"] @ cell, numbers=numbers.astype(np.int64), labels=uc["labels"],
-                        counts=uc["counts"], orbital_files=[], source=csr.path), {
-            "geometry_source": "CSR header (6 significant digits for the cell)"}
+        header_geom = Geometry(cell=cell, positions=uc["frac"] @ cell, numbers=numbers.astype(np.int64),
+                               labels=uc["labels"], counts=uc["counts"], orbital_files=[], source=csr.path)
+    if stru.is_file():
+        geom = read_stru(stru, latname=inp.get("latname"))
+        if header_geom is not None:
+            _same_geometry(geom, header_geom, stru, csr.path)
+        return geom, {"geometry_source": "STRU"}
+    if header_geom is not None:
+        return header_geom, {"geometry_source": "CSR header (6 significant digits for the cell)"}
     if log is not None:
         info = read_running_log(log)
         if info.geometry is not None:
             return info.geometry, {"geometry_source": log.name}
     raise FormatError(folder.root, f"no geometry: no {stru.name}, no unit cell in {Path(csr.path).name}, "
                                    "no running_*.log with coordinates")
+
+
+def _same_geometry(stru: Geometry, header: Geometry, stru_path: Path, csr_path, tol: float = 1e-4) -> None:
+    """The STRU must describe the structure the CSR header prints (6 significant digits: 1e-4 relative)."""
+    scale = max(1.0, float(np.abs(stru.cell).max()))
+    frac_s = stru.positions @ np.linalg.inv(stru.cell)
+    frac_h = header.positions @ np.linalg.inv(header.cell)
+    d = frac_s - frac_h
+    ok = (np.array_equal(stru.numbers, header.numbers) and np.abs(stru.cell - header.cell).max() <= tol * scale
+          and np.abs(d - np.round(d)).max(initial=0.0) <= tol)
+    if not ok:
+        raise FormatError(stru_path, f"describes another structure than the unit cell printed in "
+                                     f"{Path(csr_path).name} (atoms, cell or positions differ)")
 
 
 def _z(label: str, path) -> int:
@@ -175,6 +202,23 @@ def _basis(folder: AbacusFolder, geom: Geometry, basis, orbital_dirs: Sequence[s
             per_el[el] = eb
         if not missing:
             return Basis(tuple(per_el.values())), "orbital files"
+    # 1b) no STRU (geometry from a CSR header): the one .orb file of each element in orbital_dirs
+    if not geom.orbital_files and orbital_dirs:
+        per_el = {}
+        for d in orbital_dirs:
+            for f in sorted(Path(d).glob("*.orb")):
+                try:
+                    eb = read_orbital_header(f)
+                except FormatError:
+                    continue
+                per_el.setdefault(eb.symbol, {})[f.name] = eb
+        if all(len(per_el.get(e, {})) == 1 for e in elements):
+            return (Basis(tuple(next(iter(per_el[e].values())) for e in elements)),
+                    "the only .orb file of each element in orbital_dirs")
+        several = {e: sorted(per_el[e]) for e in elements if len(per_el.get(e, {})) > 1}
+        if several:
+            raise FormatError(folder.root, f"no STRU names the orbital files, and orbital_dirs hold several for "
+                                           f"{several}; pass basis or a folder with one file per element")
     # 2) a basis file written by nextham's ABACUS writer
     if (folder.root / "nextham_basis.json").is_file():
         try:
@@ -287,6 +331,8 @@ def _nspin(folder: AbacusFolder, hs: list[CSRFile], s: CSRFile, n_orb: int) -> i
 def _collect(folder: AbacusFolder, geom: Geometry, basis: Basis, step, s: CSRFile | None = None
              ) -> tuple[dict[str, list], int, dict]:
     hs, h0s, s = _read_matrices(folder, step, s)
+    for csr in [*hs, *h0s, s]:
+        _check_partners(csr)
     n_orb = int(basis.atom_offsets(geom.numbers)[-1])
     nspin = _nspin(folder, hs, s, n_orb)
     out: dict[str, list] = {"S": [_elements(s, geom.numbers, basis, 4 if s.dim == 2 * n_orb else 1, 1.0, "S")]}
@@ -302,7 +348,27 @@ def _collect(folder: AbacusFolder, geom: Geometry, basis: Basis, step, s: CSRFil
             out[name] = [_elements(files[0], geom.numbers, basis, nspin, RYDBERG_EV, name)]
     meta = {"files": {k: [Path(f.path).name for f in v] for k, v in (("H", hs), ("H0", h0s), ("S", [s])) if v},
             "csr_format": s.kind, "step": s.header.get("step")}
+    fermi = {h.header["fermi_energy_eV"] for h in hs if "fermi_energy_eV" in h.header}
+    if len(fermi) > 1:
+        raise FormatError(hs[-1].path, f"the spin channels print different E_Fermi {sorted(fermi)}")
+    if fermi:
+        meta["header_fermi"] = (fermi.pop(), f"{Path(hs[0].path).name} header")
     return out, nspin, meta
+
+
+def _check_partners(csr: CSRFile) -> None:
+    """ABACUS writes every R block together with its -R partner, and always R = 0: a file without them
+    is cut or edited (filling the gap with the partner's adjoint would hide that)."""
+    if not len(csr.R):
+        raise FormatError(csr.path, "holds no R block")
+    nnz = np.diff(csr.block_start)
+    keys = {tuple(r) for r in csr.R.tolist()}
+    if (0, 0, 0) not in keys:
+        raise FormatError(csr.path, "has no R = (0, 0, 0) block (ABACUS always writes it): cut or edited file?")
+    for k, r in enumerate(csr.R.tolist()):
+        if nnz[k] and (-r[0], -r[1], -r[2]) not in keys:
+            raise FormatError(csr.path, f"R = {tuple(r)} has no -R = {(-r[0], -r[1], -r[2])} partner block "
+                                        "(ABACUS writes both): cut or edited file?", line=int(csr.line_of_R[k]) or None)
 
 
 def _merge(parts: list[Elements]) -> Elements:
@@ -311,7 +377,8 @@ def _merge(parts: list[Elements]) -> Elements:
 
 def read_abacus(path: str | os.PathLike, *, h0: str | os.PathLike | None = None, basis=None,
                 orbital_dirs: Sequence[str | os.PathLike] = (), step: int | None = None,
-                hermitian_tol: float | None = HERMITIAN_TOL_EV) -> StructureRecord:
+                hermitian_tol: float | None = HERMITIAN_TOL_EV,
+                overlap: str | os.PathLike | None = None) -> StructureRecord:
     """Read one ABACUS LCAO calculation folder into a record (eV, Å, nextham orbital order).
 
     Parameters
@@ -323,18 +390,24 @@ def read_abacus(path: str | os.PathLike, *, h0: str | os.PathLike | None = None,
     orbital_dirs : extra folders in which to look for the orbital files named in STRU.
     step : ionic step to read from files holding several (default: the last).
     hermitian_tol : largest accepted ``|H_ij(R) - H_ji(-R)^dagger|`` (eV); None skips the check.
+    overlap : S file to use when the folder holds none (another run of the same structure and basis).
     """
-    folder = locate(path)
+    folder = locate(path, overlap)
     probe = abacus_csr.read_csr(folder.s_file, step=step)
     geom, gmeta = _geometry(folder, probe)
     b, basis_source = _basis(folder, geom, basis, orbital_dirs)
     parts, nspin, meta = _collect(folder, geom, b, step, probe)
     if "H" not in parts:
         meta["note"] = "no H file: S only"
-    ef = None
-    for log in [folder.out / "running_scf.log"]:
-        if log.is_file():
-            ef = read_running_log(log).fermi_energy_eV
+    ef, ef_source = None, None
+    log = folder.out / "running_scf.log"
+    if log.is_file():
+        ef, ef_source = read_running_log(log).fermi_energy_eV, log.name
+    if ef is None and "header_fermi" in meta:
+        ef, ef_source = meta.pop("header_fermi")
+    ef = finite_fermi(ef, folder.out / (ef_source or ""))
+    if ef_source is not None:
+        meta["fermi_source"] = ef_source
     spinful = nspin in (2, 4)
     metadata = {"source": {"code": "abacus", "path": str(folder.root), "nspin": nspin, "basis_source": basis_source,
                            "units_in": "H: Ry, S: 1, lengths: Bohr", **gmeta, **meta}}
@@ -360,16 +433,48 @@ def _check_hermitian(record: StructureRecord, folder: AbacusFolder, tol: float |
 
 
 # ---------------------------------------------------------------------------------------- writing
-def write_abacus(record: StructureRecord, path: str | os.PathLike) -> Path:
-    """Write ``record`` as an ABACUS folder: STRU, INPUT (nspin), legacy CSR ``data-HR-sparse_SPIN*.csr``,
-    ``data-SR-sparse_SPIN0.csr`` and, where the record holds H0, ``data-H0R-sparse_SPIN*.csr``.
+CSR_FORMATS = ("legacy", "nao")
+"""``legacy``: ``data-HR-sparse_SPIN*.csr`` (ABACUS <= 3.8); ``nao``: ``hrs*_nao.csr`` (ABACUS >= 3.9)."""
 
-    H in Ry, ABACUS orbital order and signs, nspin 4 interleaved spin (spinful records whose up-down
-    blocks all vanish and whose metadata says nspin 2 are written as two spin channels). Atoms are
-    grouped by element (ABACUS lists atoms per species); the record's atom order must already be
-    grouped, else a ``FormatError`` is raised. Values keep full float64 precision and explicit zeros,
-    so reading the folder back gives the same record (H to 1 ulp from the Ry round trip).
+
+def to_rydberg(values_eV: np.ndarray) -> np.ndarray:
+    """eV -> Ry, choosing among the nearest floats of ``x / Ry`` one whose product with Ry gives ``x``
+    back exactly (so that write + read is bitwise); where none does, the nearest quotient (1 ulp off after
+    reading back). Values read from ABACUS always have one; about 1 in 10 arbitrary floats has none."""
+    y = np.asarray(values_eV) / RYDBERG_EV
+    if np.iscomplexobj(y):
+        return to_rydberg(np.real(values_eV)) + 1j * to_rydberg(np.imag(values_eV))
+    x = np.asarray(values_eV)
+    best = y.copy()
+    for cand in (np.nextafter(y, np.inf), np.nextafter(y, -np.inf)):
+        fix = (best * RYDBERG_EV != x) & (cand * RYDBERG_EV == x)
+        best[fix] = cand[fix]
+    return best
+
+
+def _source(record: StructureRecord) -> dict:
+    """``metadata["source"]`` as a dict (records of the built-in models carry a plain string there)."""
+    src = record.metadata.get("source", {})
+    return src if isinstance(src, dict) else {"description": str(src)}
+
+
+def write_abacus(record: StructureRecord, path: str | os.PathLike, csr_format: str = "legacy") -> Path:
+    """Write ``record`` as an ABACUS folder: STRU, INPUT (nspin), ``nextham_basis.json`` and the matrices.
+
+    ``csr_format="legacy"``: ``data-HR-sparse_SPIN*.csr``, ``data-SR-sparse_SPIN0.csr`` (and
+    ``data-H0R-sparse_SPIN*.csr`` for H0), the layout of ABACUS <= 3.8. ``csr_format="nao"``:
+    ``hrs{1,2}_nao.csr``, ``srs1_nao.csr`` (and ``h0rs*_nao.csr``) as ABACUS >= 3.9 writes them (unit cell
+    and E_Fermi in the header; S of an nspin 4 record written 2n x 2n, spin interleaved, as ABACUS does).
+
+    H in Ry, ABACUS orbital order and signs, nspin 4 interleaved spin (spinful records whose metadata
+    says nspin 2 are written as two spin channels). Atoms are grouped by element (ABACUS lists atoms per
+    species); the record's atom order must already be grouped, else a ``FormatError`` is raised. Values
+    keep full float64 precision and explicit zeros, and eV -> Ry is chosen to invert exactly
+    (:func:`to_rydberg`), so reading the folder back gives the same record (bitwise for records read from
+    ABACUS; arbitrary eV values can move by 1 ulp).
     """
+    if csr_format not in CSR_FORMATS:
+        raise FormatError(path, f"unknown ABACUS CSR format {csr_format!r} (choose from {', '.join(CSR_FORMATS)})")
     path = Path(path)
     numbers = record.numbers
     change = np.flatnonzero(np.diff(numbers)) + 1
@@ -377,34 +482,52 @@ def write_abacus(record: StructureRecord, path: str | os.PathLike) -> Path:
     symbols = [chemical_symbols[r[0]] for r in runs]
     if len(set(symbols)) != len(symbols):
         raise FormatError(path, "ABACUS lists atoms grouped by species; reorder the record's atoms by element first")
-    nspin = record.metadata.get("source", {}).get("nspin") if record.spinful else 1
+    source = _source(record)
+    nspin = source.get("nspin") if record.spinful else 1
     if record.spinful and nspin != 2:
         nspin = 4
     orbs = [f"{s}_{record.basis[s].spec()}.orb" for s in symbols]
-    write_stru(path / "STRU", record.cell, record.positions, symbols, [len(r) for r in runs], orbs)
+    counts = [len(r) for r in runs]
+    write_stru(path / "STRU", record.cell, record.positions, symbols, counts, orbs)
     (path / "INPUT").write_text(f"INPUT_PARAMETERS\nbasis_type lcao\nnspin {nspin}\nout_mat_hs2 1\n"
-                                f"# written by nextham from {json.dumps(record.metadata.get('source', {}).get('path', ''))}\n")
-    if record.fermi_energy_eV is not None:  # ABACUS reports E_F only in its log; keep the line readers look for
+                                f"# written by nextham from {json.dumps(str(source.get('path', '')))}\n")
+    if record.fermi_energy_eV is not None and csr_format == "legacy":  # ABACUS <= 3.8 reports E_F only in its log
         (path / "running_scf.log").write_text(f" (written by nextham: only the Fermi level)\n"
                                               f" EFERMI = {record.fermi_energy_eV!r} eV\n")
     basis_json = {s: list(record.basis[s].ls) for s in symbols}
     (path / "nextham_basis.json").write_text(json.dumps(basis_json))
     n = record.n_orbitals
-    _write_matrix(record, "S", path / "data-SR-sparse_SPIN0.csr", "S", 1.0, 1, n, None)
-    for name, stem in (("H", "data-HR-sparse_SPIN{}.csr"), ("H0", "data-H0R-sparse_SPIN{}.csr")):
+    if csr_format == "legacy":
+        def emit(file_name, label, spin_index, csr):
+            abacus_csr.write_csr_legacy(path / file_name, label, *csr)
+        names = {"S": "data-SR-sparse_SPIN0.csr", "H": "data-HR-sparse_SPIN{}.csr", "H0": "data-H0R-sparse_SPIN{}.csr"}
+        first = 0
+    else:
+        frac = record.positions @ np.linalg.inv(record.cell)
+        header = dict(cell=record.cell, labels=symbols, counts=counts, frac=frac, nspin=2 if nspin == 2 else 1)
+
+        def emit(file_name, label, spin_index, csr):
+            ef = record.fermi_energy_eV if label == "H" else None
+            abacus_csr.write_csr_nao(path / file_name, label, *csr, spin_index=spin_index, fermi_energy_eV=ef,
+                                     **header)
+        names = {"S": "srs1_nao.csr", "H": "hrs{}_nao.csr", "H0": "h0rs{}_nao.csr"}
+        first = 1
+    s_nspin = 4 if (csr_format == "nao" and nspin == 4) else 1
+    emit(names["S"], "S", 1, _csr_arrays(record, "S", 1.0, s_nspin, n, None))
+    for name in ("H", "H0"):
         if name not in record.blocks:
             continue
-        if nspin == 2:
-            for ch in (0, 1):
-                _write_matrix(record, name, path / stem.format(ch), "H", 1 / RYDBERG_EV, 2, n, ch)
-        else:
-            _write_matrix(record, name, path / stem.format(0), "H", 1 / RYDBERG_EV, nspin, n, None)
+        channels = (0, 1) if nspin == 2 else (None,)
+        for k, ch in enumerate(channels):
+            emit(names[name].format(first + k), "H", k + 1, _csr_arrays(record, name, None, 2 if nspin == 2 else nspin, n, ch))
     return path
 
 
-def _write_matrix(record: StructureRecord, name: str, file: Path, label: str, unit: float, nspin: int, n: int,
-                  channel: int | None) -> None:
-    """Scatter packed blocks into ABACUS global (row, col) per R and write a legacy CSR file."""
+def _csr_arrays(record: StructureRecord, name: str, unit: float | None, nspin: int, n: int, channel: int | None):
+    """Packed blocks -> (dim, R, block_start, rows, cols, values) in ABACUS global (row, col) order per R.
+
+    ``unit``: factor applied to the values (None: eV -> Ry through :func:`to_rydberg`). ``nspin`` 4 with
+    a spinless matrix (S) repeats it on both spin diagonals (ABACUS's 2n x 2n overlap)."""
     atom, local, sign, offsets = orbital_tables(record.numbers, record.basis, "abacus")
     # nextham local index of atom a -> ABACUS global orbital
     to_abacus = np.empty(n, dtype=np.int64)
@@ -423,13 +546,17 @@ def _write_matrix(record: StructureRecord, name: str, file: Path, label: str, un
         s_r = s_c = np.zeros_like(r_loc)
         k_r, k_c = r_loc, c_loc
     g_r, g_c = offsets[i] + k_r, offsets[j] + k_c
-    v = val * sign_new[g_r] * sign_new[g_c] * unit
+    v = val * sign_new[g_r] * sign_new[g_c]
+    v = to_rydberg(v) if unit is None else v * unit
     if channel is not None:  # nspin 2: one spin channel, real
         keep = (s_r == channel) & (s_c == channel)
         rows, cols, v = to_abacus[g_r][keep], to_abacus[g_c][keep], v[keep].real
         e = e[keep]
         dim = n
     elif nspin == 4:
+        if f == 1:  # spinless S on both spin diagonals
+            e, g_r, g_c, v = (np.concatenate([x, x]) for x in (e, g_r, g_c, v))
+            s_r = s_c = np.repeat([0, 1], len(v) // 2)
         rows, cols = 2 * to_abacus[g_r] + s_r, 2 * to_abacus[g_c] + s_c
         dim = 2 * n
         v = v.astype(np.complex128)
@@ -441,4 +568,4 @@ def _write_matrix(record: StructureRecord, name: str, file: Path, label: str, un
     rkey, rows, cols, v, R = rkey[order], rows[order], cols[order], v[order], R[order]
     _, start = np.unique(rkey, return_index=True)
     block_start = np.concatenate([start, [len(rkey)]])
-    abacus_csr.write_csr_legacy(file, label, dim, R[start], block_start, rows, cols, v)
+    return dim, R[start], block_start, rows, cols, v

@@ -42,6 +42,8 @@ from .errors import FormatError
 _LEGACY_DIM = re.compile(r"^Matrix Dimension of\s+(\S+?)\(R\)\s*:\s*(\S+)\s*$")
 _LEGACY_NUM = re.compile(r"^Matrix number of\s+(\S+?)\(R\)\s*:\s*(\S+)\s*$")
 _NAO_STEP = re.compile(r"^-+\s*Ionic Step\s+(\d+)\s*-+$")
+_STEP_WORDS = ("STEP:", "IONIC_STEP:")  # IONIC_STEP: the MD overlap file syns_nao.csr (ABACUS >= 3.9)
+_E_FERMI = re.compile(r"^E_Fermi\s*=\s*(\S+)\s*eV$")
 _NAO_KEYS = {
     "number of spin directions": "nspin",
     "spin index": "spin_index",
@@ -113,6 +115,20 @@ def read_csr(path: str | os.PathLike, step: int | None = None, label: str | None
     return _TextParser(path, text.split("\n"), label).parse(step)
 
 
+def read_csr_steps(path: str | os.PathLike, label: str | None = None) -> list[CSRFile]:
+    """Every ionic step of a text CSR file (e.g. the two steps of an MD ``syns_nao.csr``), in file order."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("ascii")
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, f"non-ASCII byte at offset {exc.start}; not an ABACUS CSR text file") from None
+    if not text.strip():
+        raise FormatError(path, "file is empty")
+    return _TextParser(path, text.split("\n"), label).parse("all")
+
+
 class _TextParser:
     def __init__(self, path: Path, lines: list[str], label: str | None):
         self.path, self.lines, self.label = path, lines, label
@@ -139,6 +155,40 @@ class _TextParser:
         self.pos = pos
         return None if out is None else out[1]
 
+    def next_is_comment(self, text: str) -> bool:
+        """Whether the next non-blank line is the comment ``text`` (consumed when it is)."""
+        k = self.pos
+        while k < len(self.lines) and not self.lines[k].strip():
+            k += 1
+        if k < len(self.lines) and self.lines[k].strip() == text:
+            self.pos = k + 1
+            return True
+        return False
+
+    def gather(self, n: int, what: str, end: int) -> tuple[int, str]:
+        """Join the next data lines until they hold ``n`` blank-separated tokens (ABACUS >= 3.9 wraps
+        values 6 and indices 16 to a line; older files put each array on one line). Blank and ``#``
+        comment lines are skipped; returns (1-based number of the first line, the joined text). A line that
+        overshoots ``n`` is kept: the caller's parser names the wrong count."""
+        first, parts, count = None, [], 0
+        while count < n:
+            if self.pos >= end:
+                raise self.err(f"file ends early: expected {what} ({count} of {n} found)",
+                               line=min(self.pos, len(self.lines)))
+            s = self.lines[self.pos].strip()
+            self.pos += 1
+            if not s or s.startswith("#"):
+                if parts and s.startswith("#"):  # the next section's marker: this one is short
+                    raise self.err(f"expected {what}, found only {count}", line=first)
+                continue
+            if first is None:
+                first = self.pos
+            parts.append(s)
+            count += len(s.split())
+        if n == 0:
+            return self.pos, ""
+        return first, " ".join(parts)
+
     # -- sections -----------------------------------------------------------------------------
     def section_starts(self) -> list[int]:
         """0-based line index where each ionic-step section starts."""
@@ -147,9 +197,9 @@ class _TextParser:
             s = raw.strip()
             if not s:
                 continue
-            if s.startswith("STEP:") or _NAO_STEP.match(s):
+            if s.startswith(_STEP_WORDS) or _NAO_STEP.match(s):
                 starts.append(k)
-            elif s.startswith("Matrix Dimension of") and not prev.startswith("STEP:"):
+            elif s.startswith("Matrix Dimension of") and not prev.startswith(_STEP_WORDS):
                 starts.append(k)  # a legacy header without its STEP line
             prev = s
         return starts
@@ -167,16 +217,18 @@ class _TextParser:
         starts = self.section_starts()
         if not starts:
             first = self.next_content("a header")
-            raise self.err(f"unknown header {first[1][:60]!r}: expected 'STEP: n', 'Matrix Dimension of X(R): n' "
+            raise self.err(f"unknown header {first[1][:60]!r}: expected 'STEP: n', 'IONIC_STEP: n', 'Matrix Dimension of X(R): n' "
                            "or '--- Ionic Step n ---' (is this an ABACUS CSR file?)", line=first[0])
         first_content = self.next_content("a header")
         if first_content[0] - 1 != starts[0]:
-            raise self.err(f"unknown header {first_content[1][:60]!r}: expected 'STEP: n', 'Matrix Dimension of X(R): n'"
+            raise self.err(f"unknown header {first_content[1][:60]!r}: expected 'STEP: n', 'IONIC_STEP: n', 'Matrix Dimension of X(R): n'"
                            " or '--- Ionic Step n ---'", line=first_content[0])
         sections = []
         for k, s in enumerate(starts):
             self.pos = s
             sections.append(self.parse_section(end=starts[k + 1] if k + 1 < len(starts) else len(self.lines)))
+        if step == "all":
+            return sections
         if step is None:
             return sections[-1]
         for sec in sections:
@@ -211,17 +263,24 @@ class _TextParser:
             R.append(r4[:3])
             line_of_R.append(lineno)
             counts.append(nnz)
+            sections = self.next_is_comment("# CSR values")
             if nnz == 0:
+                if sections:  # ABACUS >= 3.9 writes empty blocks as empty sections + dim + 1 zero pointers
+                    self.gather(0, "values", end)
+                    self.gather(0, "column indices", end)
+                    pl, ps = self.gather(dim + 1, "row pointers", end)
+                    if np.any(_int_line(ps, dim + 1, self.path, pl, "row pointers")):
+                        raise self.err("row pointers of an empty block (nnz = 0) must all be 0", line=pl)
                 continue
-            vl, vs = self.next_content(f"{nnz} values of the R = {tuple(r4[:3].tolist())} block")
+            vl, vs = self.gather(nnz, f"{nnz} values of the R = {tuple(r4[:3].tolist())} block", end)
             v = _values(vs, nnz, self.path, vl)
             if is_complex is None:
                 is_complex = np.iscomplexobj(v)
             elif is_complex != np.iscomplexobj(v):
                 raise self.err("mixes real and complex (re,im) values between R blocks", line=vl)
-            cl, cs = self.next_content(f"{nnz} column indices")
+            cl, cs = self.gather(nnz, f"{nnz} column indices", end)
             c = _int_line(cs, nnz, self.path, cl, "column indices")
-            pl, ps = self.next_content(f"{dim + 1} row pointers")
+            pl, ps = self.gather(dim + 1, f"{dim + 1} row pointers", end)
             p = _int_line(ps, dim + 1, self.path, pl, "row pointers")
             _check_csr(p, c, nnz, dim, self.path, pl, cl)
             rows.append(np.repeat(np.arange(dim, dtype=np.int64), np.diff(p)))
@@ -236,7 +295,7 @@ class _TextParser:
 
     def legacy_header(self, lineno: int, s: str):
         header: dict = {}
-        if s.startswith("STEP:"):
+        if s.startswith(_STEP_WORDS):
             try:
                 header["step"] = int(s.split(":", 1)[1])
             except ValueError:
@@ -268,7 +327,19 @@ class _TextParser:
             if "#" not in s:
                 raise self.err(f"unknown header line {s[:60]!r}: expected '<n> # <description>'", line=ln)
             num, text = s.split("#", 1)
+            text, _, extra = text.partition(",")  # "2 # spin index, E_Fermi = 10.3798 eV" (ABACUS >= 3.10)
             name = _NAO_KEYS.get(text.strip())
+            if extra.strip():
+                m = _E_FERMI.match(extra.strip())
+                if name != "spin_index" or m is None:
+                    raise self.err(f"unknown header line {s[:60]!r}", line=ln)
+                try:
+                    ef = float(m.group(1))
+                except ValueError:
+                    raise self.err(f"E_Fermi {m.group(1)[:30]!r} is not a number", line=ln) from None
+                if not np.isfinite(ef):
+                    raise self.err(f"E_Fermi = {m.group(1)} is not finite", line=ln)
+                header["fermi_energy_eV"] = ef
             if name != key:
                 raise self.err(f"unknown header line {s[:60]!r}: expected '<n> # "
                                f"{[k for k, v in _NAO_KEYS.items() if v == key][0]}'", line=ln)
@@ -543,4 +614,61 @@ def write_csr_binary(path: str | os.PathLike, dim: int, R: np.ndarray, block_sta
                   ptr.astype(pointer_dtype).tobytes()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(parts))
+    return path
+
+
+_CSR_BOX = [" #" + "-" * 70 + "#",
+            " #" + "CSR Format".center(70) + "#",
+            " # The outer loop corresponds to the number of Bravais lattice vectors. #",
+            " # The first line contains the index of the Bravais lattice vector      #",
+            " # (Rx, Ry, Rz), followed by the number of non-zero elements.           #",
+            " # The subsequent lines consist of three blocks of data, which are      #",
+            " # values, column indices, row pointers.                                #",
+            " #" + "-" * 70 + "#"]
+
+
+def _wrapped(tokens: list[str], per_line: int) -> list[str]:
+    return [" " + " ".join(tokens[k:k + per_line]) for k in range(0, len(tokens), per_line)]
+
+
+def write_csr_nao(path: str | os.PathLike, matrix: str, dim: int, R: np.ndarray, block_start: np.ndarray,
+                  rows: np.ndarray, cols: np.ndarray, values: np.ndarray, *, cell: np.ndarray,
+                  labels: list[str], counts: list[int], frac: np.ndarray, nspin: int = 1, spin_index: int = 1,
+                  fermi_energy_eV: float | None = None, step: int = 1) -> Path:
+    """Write the ABACUS >= 3.9 ``*_nao.csr`` text layout (``hrs1_nao.csr``, ``srs1_nao.csr``) as ABACUS
+    writes it: header with the unit cell (lattice constant 1 Å, ``cell`` rows in Å, fractional positions),
+    values 6 to a line, indices and row pointers 16 to a line, empty R blocks written out.
+
+    ``matrix``: "H" or "S" (the description line). Values are written with round-trip precision (ABACUS
+    prints 8 digits), so reading the file back gives the same floats. ``nspin`` is the number printed as
+    "number of spin directions" (1 for nspin 1 and 4, 2 for nspin 2). Elements of each R block must be
+    sorted by (row, col).
+    """
+    path = Path(path)
+    spin_line = f" {spin_index} # spin index"
+    if fermi_energy_eV is not None:
+        spin_line += f", E_Fermi = {float(fermi_energy_eV)!r} eV"
+    out = [f" --- Ionic Step {step} ---", f" # print {matrix} matrix in real space {matrix}(R)",
+           f" {nspin} # number of spin directions", spin_line, f" {dim} # number of localized basis",
+           f" {len(R)} # number of Bravais lattice vector R", "", " user_defined_lattice", " 1.0"]
+    out += [" " + " ".join(repr(float(x)) for x in row) for row in np.asarray(cell)]
+    out += [" " + " ".join(labels), " " + " ".join(map(str, counts)), " Direct"]
+    out += [" " + " ".join(repr(float(x)) for x in p) for p in np.asarray(frac).reshape(-1, 3)]
+    out += [""] + _CSR_BOX + [""]
+    if np.iscomplexobj(values):
+        text = [f"({a!r},{b!r})" for a, b in zip(values.real.tolist(), values.imag.tolist())]
+    else:
+        text = list(map(repr, values.tolist()))
+    cols_text = list(map(str, np.asarray(cols).tolist()))
+    for r in range(len(R)):
+        a, b = int(block_start[r]), int(block_start[r + 1])
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(rows[a:b], minlength=dim))])
+        out.append(f" {R[r][0]} {R[r][1]} {R[r][2]} {b - a}")
+        out += [" # CSR values"] + (_wrapped(text[a:b], 6) or [""])
+        out += [" # CSR column indices"] + (_wrapped(cols_text[a:b], 16) or [""])
+        out += [" # CSR row pointers"] + _wrapped(list(map(str, ptr.tolist())), 16)
+        if b > a:
+            out.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n")
     return path

@@ -42,6 +42,35 @@ class Elements:
         return Elements(self.R[mask], self.i[mask], self.j[mask], self.row[mask], self.col[mask], self.value[mask])
 
 
+def require_onsite(elements: Elements, n_atoms: int, path, name: str) -> None:
+    """Every atom's on-site block (i, i, R = 0) must be stored: DFT codes always write it, and a missing
+    one would silently become zeros (FormatError naming ``path`` and the first atom without it)."""
+    from .errors import FormatError
+
+    onsite = (elements.i == elements.j) & np.all(elements.R == 0, axis=1)
+    have = np.zeros(n_atoms, dtype=bool)
+    have[elements.i[onsite]] = True
+    if not have.all():
+        missing = np.flatnonzero(~have)
+        raise FormatError(path, f"no on-site {name} block (R = 0) for atom {int(missing[0])} (0-based)"
+                                f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}: cut or edited file?")
+
+
+def finite_fermi(value, path) -> float | None:
+    """A Fermi level read from a file: None stays None, anything else must be a finite number (eV)."""
+    from .errors import FormatError
+
+    if value is None:
+        return None
+    try:
+        ef = float(value)
+    except (TypeError, ValueError):
+        raise FormatError(path, f"Fermi level {value!r} is not a number") from None
+    if not np.isfinite(ef):
+        raise FormatError(path, f"Fermi level {value!r} is not finite")
+    return ef
+
+
 def orbital_tables(numbers: np.ndarray, basis: Basis, code: Code) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per cell-wide orbital ``o`` of ``code``'s order: (atom, nextham local index, sign, atom offsets).
 

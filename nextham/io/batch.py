@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import FormatError
-from .registry import FORMATS, read, write
+from .deeptb import read_deeptb_all
+from .registry import FORMATS, detect_format, read, write
 
 
 @dataclass
@@ -59,12 +60,25 @@ def find_structures(root: str | os.PathLike, fmt: str = "auto", max_depth: int =
     return found, unknown
 
 
-def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, options: dict) -> Outcome:
-    """Read ``src`` and write ``dst``; never raises for bad input (the reason goes into the outcome)."""
+def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, options: dict,
+                write_options: dict | None = None) -> Outcome:
+    """Read ``src`` and write ``dst``; never raises for bad input (the reason goes into the outcome).
+
+    ``options`` go to the reader, ``write_options`` to the writer (e.g. ABACUS ``csr_format``)."""
     t0 = time.perf_counter()
     try:
+        fmt = detect_format(src) if src_fmt == "auto" else src_fmt
+        if fmt == "deeptb" and h0 is None:
+            frames = read_deeptb_all(src, basis=options.get("basis"))
+            if len(frames) > 1:  # every frame of every trajectory: DST/<trajectory>_<frame>
+                for name, record in frames:
+                    target = Path(dst) / name.replace("/", "_")
+                    suffix = {"nextham": ".h5", "tshs": ".TSHS"}.get(dst_fmt, "")
+                    write(record, f"{target}{suffix}", dst_fmt, **(write_options or {}))
+                return Outcome(src, dst, True, f"{len(frames)} frames, {frames[0][1].n_atoms} atoms each",
+                               time.perf_counter() - t0)
         record = read(src, fmt=src_fmt, h0=h0, **options)
-        write(record, dst, dst_fmt)
+        write(record, dst, dst_fmt, **(write_options or {}))
         n = record.n_edges
         mats = "+".join(record.blocks)
         return Outcome(src, dst, True, f"{record.n_atoms} atoms, {n} blocks, {mats}", time.perf_counter() - t0)
@@ -78,18 +92,21 @@ def convert_one(src: str, dst: str, src_fmt: str, dst_fmt: str, h0: str | None, 
 def target_for(src: Path, root: Path, dst_root: Path, dst_fmt: str) -> Path:
     rel = src.relative_to(root) if src != root else Path(src.name)
     rel = rel.with_suffix("") if rel.suffix == ".h5" else rel
-    return dst_root / (str(rel) + ".h5") if dst_fmt == "nextham" else dst_root / rel
+    suffix = {"nextham": ".h5", "tshs": ".TSHS"}.get(dst_fmt)
+    return dst_root / (str(rel) + suffix) if suffix else dst_root / rel
 
 
 def convert_many(items: list[tuple[str, str, str | None]], src_fmt: str, dst_fmt: str, options: dict, jobs: int = 0,
-                 progress: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
+                 progress: Callable[[Outcome], None] | None = None, write_options: dict | None = None
+                 ) -> Iterator[Outcome]:
     """Convert ``(src, dst, h0)`` items with ``jobs`` processes (0: one per CPU); yields outcomes as they finish."""
     jobs = jobs or min(len(items), os.cpu_count() or 1)
     if jobs <= 1 or len(items) <= 1:
         for src, dst, h0 in items:
-            yield convert_one(src, dst, src_fmt, dst_fmt, h0, options)
+            yield convert_one(src, dst, src_fmt, dst_fmt, h0, options, write_options)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(convert_one, src, dst, src_fmt, dst_fmt, h0, options) for src, dst, h0 in items]
+        futures = [pool.submit(convert_one, src, dst, src_fmt, dst_fmt, h0, options, write_options)
+                   for src, dst, h0 in items]
         for fut in as_completed(futures):
             yield fut.result()

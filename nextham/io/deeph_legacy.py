@@ -27,7 +27,7 @@ from ase.data import chemical_symbols
 
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord
-from .assemble import Elements, build_record, orbital_tables
+from .assemble import Elements, build_record, finite_fermi, orbital_tables, require_onsite
 from .errors import FormatError
 
 CODE = "deeph-legacy"
@@ -69,6 +69,9 @@ def read_deeph_legacy(path: str | os.PathLike) -> StructureRecord:
         raise FormatError(path / "element.dat", "atomic numbers must be integers 1..118")
     numbers = numbers.astype(np.int64)
     n = len(numbers)
+    info = _read_json(path / "info.json")
+    if "nsites" in info and info["nsites"] != n:
+        raise FormatError(path / "element.dat", f"lists {n} atoms but info.json says nsites = {info['nsites']}")
     sites = _loadtxt(path / "site_positions.dat")
     if sites.shape == (n, 3) and n != 3:
         raise FormatError(path / "site_positions.dat", "positions are stored as rows; the legacy format stores them "
@@ -77,7 +80,6 @@ def read_deeph_legacy(path: str | os.PathLike) -> StructureRecord:
         raise FormatError(path / "site_positions.dat", f"expected 3 x {n} numbers (columns = atoms), found {sites.shape}")
     positions = sites.T
     basis = _read_orbital_types(path / "orbital_types.dat", numbers)
-    info = _read_json(path / "info.json")
     spinful = bool(info.get("isspinful", False))
     if not (path / MATRIX_FILES["S"]).is_file():
         raise FormatError(path / MATRIX_FILES["S"], "missing overlap file")
@@ -85,10 +87,11 @@ def read_deeph_legacy(path: str | os.PathLike) -> StructureRecord:
     for name, fname in MATRIX_FILES.items():
         if (path / fname).is_file():
             elements[name] = _read_h5(path / fname, numbers, basis, spinful and name != "S")
-    ef = info.get("fermi_level")
+            require_onsite(elements[name], n, path / fname, name)
+    ef = finite_fermi(info.get("fermi_level"), path / "info.json")
     meta = {"source": {"code": CODE, "path": str(path), "isorthogonal": bool(info.get("isorthogonal", False))}}
     return build_record(numbers, cell, positions, [True, True, True], basis, elements, spinful,
-                        None if ef is None else float(ef), meta)
+                        ef, meta)
 
 
 def _read_json(path: Path) -> dict:

@@ -28,7 +28,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord
 from .abacus_csr import is_float
-from .assemble import Elements, build_record
+from .assemble import Elements, build_record, finite_fermi, require_onsite
 from .deeph_legacy import _open_h5, _read_json
 from .errors import FormatError
 
@@ -132,10 +132,12 @@ def read_deeph(path: str | os.PathLike) -> StructureRecord:
         raise FormatError(path / MATRIX_FILES["S"], "missing overlap file")
     elements = {name: _read_h5(path / f, numbers, basis, spinful and name != "S")
                 for name, f in MATRIX_FILES.items() if (path / f).is_file()}
-    ef = info.get("fermi_energy_eV")
+    for name, el in elements.items():
+        require_onsite(el, len(numbers), path / MATRIX_FILES[name], name)
+    ef = finite_fermi(info.get("fermi_energy_eV"), path / "info.json")
     meta = {"source": {"code": "deeph", "path": str(path), "orthogonal_basis": bool(info.get("orthogonal_basis", False))}}
     return build_record(numbers, cell, positions, [True, True, True], basis, elements, spinful,
-                        None if ef is None else float(ef), meta)
+                        ef, meta)
 
 
 def _read_h5(path: Path, numbers, basis: Basis, spinful: bool) -> Elements:

@@ -4,9 +4,11 @@
 name           what                             read    write
 =============  ===============================  ======  ======
 nextham        one record, HDF5 file (.h5)      yes     yes
-abacus         ABACUS LCAO calculation folder   yes     yes (legacy CSR + STRU)
+abacus         ABACUS LCAO calculation folder   yes     yes (legacy or *_nao.csr CSR + STRU)
 deeph          new DeepH folder (POSCAR, ...)   yes     yes
 deeph-legacy   legacy DeepH folder (lat.dat...) yes     yes
+deeptb         DeePTB trajectory folder(s)      yes     yes (one trajectory folder per record)
+tshs           SIESTA/TBtrans .TSHS (via sisl)  no      yes (optional extra nextham[sisl])
 =============  ===============================  ======  ======
 """
 
@@ -25,6 +27,7 @@ from .abacus import looks_like_abacus, read_abacus, write_abacus
 from .assemble import attach_h0
 from .deeph_legacy import looks_like_deeph_legacy, read_deeph_legacy, write_deeph_legacy
 from .deeph_new import looks_like_deeph, read_deeph, write_deeph
+from .deeptb import looks_like_deeptb, read_deeptb, write_deeptb
 from .errors import FormatError, wrap_errors
 
 
@@ -43,8 +46,22 @@ def _read_nextham(path, **_):
     return read_record(path)
 
 
-def _write_nextham(record, path):
+def _write_nextham(record, path, **_):
     return write_record(path, record)
+
+
+def _write_only(name: str, path) -> StructureRecord:
+    raise FormatError(path, f"{name} is written, not read, by nextham")
+
+
+def _write_tshs(record, path):
+    try:
+        import sisl  # noqa: F401  (the optional extra nextham[sisl])
+    except ImportError:
+        raise FormatError(path, "writing .TSHS needs sisl: pip install 'nextham[sisl]'") from None
+    from .sisl_bridge import write_tshs
+
+    return write_tshs(record, path)
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,11 @@ FORMATS: dict[str, Format] = {
                     lambda p, **kw: read_deeph(p), write_deeph, "folder"),
     "deeph-legacy": Format("deeph-legacy", "DeepH folder, legacy format (lat.dat, element.dat, hamiltonians.h5)",
                            looks_like_deeph_legacy, lambda p, **kw: read_deeph_legacy(p), write_deeph_legacy, "folder"),
+    "tshs": Format("tshs", "SIESTA/TBtrans .TSHS file through sisl (write only)", lambda p: False,
+                   lambda p, **kw: _write_only("tshs", p), lambda rec, p, **kw: _write_tshs(rec, p), "file"),
+    "deeptb": Format("deeptb", "DeePTB data folder (info.json, cell.dat, positions.dat, hamiltonians.h5, ...)",
+                     looks_like_deeptb, lambda p, frame=None, basis=None, **kw: read_deeptb(p, frame=frame, basis=basis),
+                     write_deeptb, "folder"),
 }
 
 
@@ -76,7 +98,7 @@ def detect_format(path: str | os.PathLike) -> str:
     hits = [f.name for f in FORMATS.values() if f.detect(path)]
     if not hits:
         raise FormatError(path, "not a known format (expected a nextham .h5 record, an ABACUS folder with "
-                                "H(R)/S(R) CSR files, or a DeepH folder)")
+                                "H(R)/S(R) CSR files, a DeepH or a DeePTB folder)")
     if len(hits) > 1:
         raise FormatError(path, f"matches several formats {hits}; name one with --from")
     return hits[0]
@@ -102,8 +124,10 @@ def read(path: str | os.PathLike, fmt: str = "auto", h0: str | os.PathLike | Non
     return record
 
 
-def write(record: StructureRecord, path: str | os.PathLike, fmt: str) -> Path:
-    """Write one record in format ``fmt`` (a file for ``nextham``, a folder otherwise)."""
+def write(record: StructureRecord, path: str | os.PathLike, fmt: str, **options) -> Path:
+    """Write one record in format ``fmt`` (a file for ``nextham``, a folder otherwise).
+
+    ``options`` go to the format's writer (ABACUS: ``csr_format="legacy"|"nao"``)."""
     if fmt not in FORMATS:
         raise FormatError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    return wrap_errors(path, FORMATS[fmt].write, record, path)
+    return wrap_errors(path, FORMATS[fmt].write, record, path, **options)
