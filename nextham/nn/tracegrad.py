@@ -16,7 +16,7 @@ from .layers import irreps_chunks, mlp, smooth_norm
 
 
 class TraceGrad(nn.Module):
-    """Irreps in = out (``irreps``); returns ``(f_new, z)``, ``z`` of shape (n, z_dim).
+    """Irreps in = out (``irreps``); returns ``(f_new, z)``, ``z`` of shape (n, z_dim) (invariants).
 
     ``update=False`` only computes ``z`` (ablation "no TraceGrad" with the trace head kept).
     """
@@ -24,11 +24,10 @@ class TraceGrad(nn.Module):
     def __init__(self, irreps: str | o3.Irreps, z_dim: int, hidden: int, alpha: float = 0.2,
                  learn_alpha: bool = False, update: bool = True, eps: float = 1e-12):
         super().__init__()
-        self.irreps = o3.Irreps(irreps)
+        self.irreps_in = self.irreps_out = o3.Irreps(irreps)
         self.update = update
         self.eps = eps
-        self.chunks = irreps_chunks(self.irreps)
-        self._triu = []
+        self.chunks = irreps_chunks(self.irreps_in)
         n_inv = 0
         for k, (_, mul, _, _) in enumerate(self.chunks):
             iu = torch.triu_indices(mul, mul)
