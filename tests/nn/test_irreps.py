@@ -9,7 +9,7 @@ from e3nn import o3
 
 from nextham.basis.irreps import (SlotLayout, block_to_irreps, e3nn_rotation, irreps_to_block, pair_irreps,
                                   to_e3nn_frame, wigner_3j)
-from nextham.basis.rotations import atom_rotation, random_orthogonal, real_spherical_harmonics, su2_from_rotation, wigner_D
+from nextham.basis.rotations import atom_rotation, random_orthogonal, real_spherical_harmonics, wigner_D
 from nextham.graph import build_graph, collate
 from nextham.nn.readout import BlockCodec
 from nextham.testing.equivariance import example_record
@@ -49,7 +49,6 @@ def test_clebsch_gordan_invariant_in_nextham_basis():
 def test_pair_round_trip_and_equivariance(spinful):
     rng = np.random.default_rng(5)
     Q = random_orthogonal(rng)
-    U = su2_from_rotation(Q)
     for l1 in range(4):  # s, p, d, f
         for l2 in range(4):
             pair = pair_irreps(l1, l2, spinful)
