@@ -67,8 +67,8 @@ def shift_image(record: StructureRecord, atom: int, n: np.ndarray) -> StructureR
 
 EQUIVARIANCE_RTOL = {"float64": 1e-10, "float32": 1e-4}
 """Largest ``max |model(op(x)) - op(model(x))| / max |op(model(x))|`` accepted, by the model's parameter
-dtype. Measured on the tiny preset (two blocks, untrained and trained): ~1e-14 in float64, ~1e-6 in
-float32 (the rounding of a few hundred float32 operations per output)."""
+dtype. Measured on the tiny preset (two blocks, untrained, synthetic Si and GaAs records): <= 5e-15 in
+float64, <= 1e-6 in float32 (the rounding of a few hundred float32 operations per output)."""
 
 
 def model_dtype(model: Any) -> str:

@@ -52,6 +52,20 @@ def model_delta(model, rec) -> np.ndarray:
         return model(collate([build_graph(rec, model.config.cutoff)])).delta.numpy()
 
 
+@pytest.mark.xfail(strict=True, reason="known issue: EquivariantLayerNorm divides each irreps chunk by "
+                   "sqrt(mean x^2 + 1e-6), so a chunk that is zero in exact arithmetic but rounding noise in "
+                   "floats (here the 0o, 1e, 2o and 3e irreps of this spinful two-centre H0 are ~1e-16, and the "
+                   "1e and 2o hidden chunks are fed only by them) is amplified up to 1e3x per norm: relative "
+                   "errors ~1e-7 in float64 and O(1) in float32")
+def test_two_centre_h0_exact_zero_chunks():
+    from nextham.train.toy import two_centre_record
+
+    torch.manual_seed(0)
+    rec = two_centre_record(2, spinful=True)
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=4.2, zero_init_output=False), rec.basis, True, device="cpu")
+    assert_model_equivariant(model, rec, rotations=1)
+
+
 @pytest.mark.parametrize("kind,spinful", CASES)
 def test_exact_hermiticity(models, kind, spinful):
     model, rec = models[kind, spinful]
