@@ -55,9 +55,17 @@ class DataConfig(_Strict):
 
 
 class ModelSection(_Strict):
-    kind: Literal["nextham", "toy"] = "nextham"
+    kind: str = Field("nextham", description="a registered model kind (nextham.train.factory.MODEL_KINDS)")
     preset: str = "small"
     overrides: dict[str, Any] = Field(default_factory=dict, description="passed to ModelConfig.preset")
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from .factory import model_kind
+
+        model_kind(v)
+        return v
 
 
 class ReciprocalConfig(_Strict):

@@ -1,7 +1,8 @@
 """Build models and batches from a config section; load trained models from checkpoints; predict.
 
-Two model kinds: ``nextham`` (the equivariant model of ``nextham.nn`` on graphs of ``nextham.graph``)
-and ``toy`` (:mod:`nextham.train.toy`, for tests and smoke runs).
+The config's ``model.kind`` names an entry of :data:`MODEL_KINDS`. Production has one, ``nextham`` (the
+equivariant model of ``nextham.nn`` on graphs of ``nextham.graph``); test code registers others with
+:func:`register_model_kind` (``nextham.testing.toy`` adds ``toy``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -51,12 +53,19 @@ def build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: 
         return _build_model(kind, preset, overrides, basis, spinful, dtype)
 
 
-def _build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: bool,
-                 dtype: torch.dtype) -> torch.nn.Module:
-    if kind == "toy":
-        from .toy import ToyModel
+@dataclass(frozen=True)
+class ModelKind:
+    """How to build one kind of model and its batches.
 
-        return ToyModel(dtype=dtype, **{k: v for k, v in overrides.items() if k in ("hidden",)})
+    build : ``(preset, overrides, basis, spinful, dtype) -> model`` (called under a float32 default dtype).
+    batch_functions : ``(cutoff, dtype) -> (build(record) -> item, collate(items) -> batch)``.
+    """
+
+    build: Callable[[str, dict, Basis, bool, torch.dtype], torch.nn.Module]
+    batch_functions: Callable[[float, torch.dtype], tuple[Callable, Callable]]
+
+
+def _build_nextham(preset: str, overrides: dict, basis: Basis, spinful: bool, dtype: torch.dtype) -> torch.nn.Module:
     from ..nn import ModelConfig, NextHAMModel
 
     cfg = ModelConfig.preset(preset, **overrides)
@@ -64,16 +73,35 @@ def _build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful:
     return model.to(dtype)
 
 
-def batch_functions(kind: str, cutoff: float, dtype: torch.dtype = torch.float32) -> tuple[Callable, Callable]:
-    """``(build(record) -> item, collate(items) -> batch)`` for the model kind."""
-    if kind == "toy":
-        from .toy import toy_collate
-
-        return (lambda rec: rec), (lambda items: toy_collate(items, dtype=dtype))
+def _nextham_batches(cutoff: float, dtype: torch.dtype) -> tuple[Callable, Callable]:
     from ..graph import build_graph, collate
 
     return (lambda rec: _call(build_graph, rec, cutoff=cutoff, dtype=dtype)), \
         (lambda items: _call(collate, list(items), dtype=dtype))
+
+
+MODEL_KINDS: dict[str, ModelKind] = {"nextham": ModelKind(_build_nextham, _nextham_batches)}
+
+
+def register_model_kind(name: str, kind: ModelKind) -> None:
+    """Make ``model.kind: name`` available to configs and checkpoints of this process."""
+    MODEL_KINDS[name] = kind
+
+
+def model_kind(name: str) -> ModelKind:
+    if name not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {name!r}; choose one of {sorted(MODEL_KINDS)}")
+    return MODEL_KINDS[name]
+
+
+def _build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: bool,
+                 dtype: torch.dtype) -> torch.nn.Module:
+    return model_kind(kind).build(preset, overrides, basis, spinful, dtype)
+
+
+def batch_functions(kind: str, cutoff: float, dtype: torch.dtype = torch.float32) -> tuple[Callable, Callable]:
+    """``(build(record) -> item, collate(items) -> batch)`` for the model kind."""
+    return model_kind(kind).batch_functions(cutoff, dtype)
 
 
 def model_hamiltonian(output: Any, batch: Any) -> torch.Tensor:

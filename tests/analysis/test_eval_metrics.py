@@ -9,7 +9,7 @@ from nextham.analysis.metrics import (BandErrors, HamiltonianErrors, element_cat
                                       ratio_table, residual)
 from nextham.blocks.h5io import write_record
 from nextham.blocks.ops import spinful_overlap
-from nextham.train.toy import random_record
+from nextham.testing.toy import random_record
 
 
 @pytest.mark.parametrize("spinful", [False, True])

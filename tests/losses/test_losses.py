@@ -8,7 +8,7 @@ from scipy.optimize import minimize_scalar
 from nextham.blocks.ops import spinful_overlap
 from nextham.losses import (Objective, ObjectiveSettings, bloch_h, bloch_s, dft_eigensystems, optimal_mu,
                             overlap_like_h, packed_layout, real_space_loss, reciprocal_loss, weighted_median)
-from nextham.train.toy import random_record, toy_collate
+from nextham.testing.toy import random_record, toy_collate
 
 
 def _t(a):

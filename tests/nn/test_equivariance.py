@@ -58,7 +58,7 @@ def model_delta(model, rec) -> np.ndarray:
                    "1e and 2o hidden chunks are fed only by them) is amplified up to 1e3x per norm: relative "
                    "errors ~1e-7 in float64 and O(1) in float32")
 def test_two_centre_h0_exact_zero_chunks():
-    from nextham.train.toy import two_centre_record
+    from nextham.testing.toy import two_centre_record
 
     torch.manual_seed(0)
     rec = two_centre_record(2, spinful=True)

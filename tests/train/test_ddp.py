@@ -8,7 +8,7 @@ import torch.multiprocessing as mp
 
 from nextham.train import TrainConfig, Trainer
 from nextham.train.data import ListSource
-from nextham.train.toy import random_record
+from nextham.testing.toy import random_record
 
 
 def _cfg(tmp, name):

@@ -9,7 +9,7 @@ from nextham.train import TrainConfig, Trainer
 from nextham.train.data import ListSource
 from nextham.testing.equivariance import assert_model_equivariant
 from nextham.train.factory import load_trained_model, predict_records
-from nextham.train.toy import two_centre_record
+from nextham.testing.toy import two_centre_record
 
 
 def test_one_epoch_with_nextham_model_and_reload(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from nextham.train import TrainConfig, Trainer
 from nextham.train.data import ListSource
-from nextham.train.toy import two_centre_record
+from nextham.testing.toy import two_centre_record
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from nextham.blocks.h5io import read_record, write_record
 from nextham.cli import evaluate as cli_evaluate, predict as cli_predict, train as cli_train
 from nextham.engines import get_engine
+from nextham.testing import toy  # noqa: F401  (registers the "toy" model kind)
 
 
 def _app():

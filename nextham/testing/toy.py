@@ -3,6 +3,8 @@
 Nothing here is physics: the records are random but well-formed (Hermitian H, positive-definite S(k),
 spinful or not), the model scales H0 blocks by a learned function of the bond length. They exercise
 the losses, the trainer, checkpoints and distributed runs without the engine or the equivariant model.
+Importing this module registers the model kind ``toy`` (``model: {kind: toy}`` in a training config)
+with :func:`nextham.train.factory.register_model_kind`; production configs know only ``nextham``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ase import Atoms
 
 from ..basis.orbitals import Basis
 from ..blocks.record import StructureRecord
+from ..train.factory import ModelKind, register_model_kind
 
 
 def random_record(seed: int = 0, spinful: bool = False, symbols: Sequence[str] = ("Ga", "As"),
@@ -55,7 +58,7 @@ def random_record(seed: int = 0, spinful: bool = False, symbols: Sequence[str] =
         if R != (0, 0, 0):
             H0[tuple(-x for x in R)] = H0[R].conj().T
     rec = StructureRecord.from_dense(atoms, basis, {"S": S, "H0": H0, "H": H}, spinful=spinful, fermi_energy_eV=0.0,
-                                     metadata={"source": "nextham.train.toy.random_record", "seed": seed,
+                                     metadata={"source": "nextham.testing.toy.random_record", "seed": seed,
                                                "timings": {"t_H0": 0.01, "t_SCF": 1.0}})
     return rec
 
@@ -113,7 +116,7 @@ def two_centre_record(seed: int = 0, spinful: bool = False, n_atoms: int = 2, co
     network learns is an equivariant function of the geometry. E_F is the middle of the Gamma spectrum.
     """
     from ..physics.bands import eigenvalues
-    from ..testing.models import random_crystal, random_two_centre_model
+    from .models import random_crystal, random_two_centre_model
 
     basis = basis or Basis.from_specs({"Ga": [0, 1], "As": [0, 1]})
     atoms = random_crystal(seed, n_atoms=n_atoms)
@@ -125,6 +128,17 @@ def two_centre_record(seed: int = 0, spinful: bool = False, n_atoms: int = 2, co
     eps, _ = eigenvalues(rec, np.zeros((1, 3)))
     eps = eps[np.isfinite(eps)]
     rec.fermi_energy_eV = float(np.median(eps))
-    rec.metadata = {"source": "nextham.train.toy.two_centre_record", "seed": seed,
+    rec.metadata = {"source": "nextham.testing.toy.two_centre_record", "seed": seed,
                     "timings": {"t_H0": 0.01, "t_SCF": 1.0}}
     return rec
+
+
+def _build_toy(preset: str, overrides: dict, basis: Basis, spinful: bool, dtype: torch.dtype) -> ToyModel:
+    return ToyModel(dtype=dtype, **{k: v for k, v in overrides.items() if k in ("hidden",)})
+
+
+def _toy_batches(cutoff: float, dtype: torch.dtype):
+    return (lambda rec: rec), (lambda items: toy_collate(items, dtype=dtype))
+
+
+register_model_kind("toy", ModelKind(_build_toy, _toy_batches))
