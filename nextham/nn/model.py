@@ -58,8 +58,9 @@ class ModelOutput:
 def _e3nn_codegen():
     """Build e3nn modules as plain torch.fx code (no TorchScript): TorchScript's profiling executor
     re-optimises during the first calls and costs seconds per module on CPU. ``NEXTHAM_E3NN_JIT=1``
-    keeps e3nn's default (scripted) code. Einsum contraction paths are optimised (about 1.6x faster
-    training steps, a few seconds more to build); ``NEXTHAM_E3NN_OPT=0`` skips that (fast builds, tests)."""
+    keeps e3nn's default (scripted) code. Einsum contraction paths are optimised (about 1.4x faster
+    training steps of the small preset on CPU, about twice the build time); ``NEXTHAM_E3NN_OPT=0`` skips
+    that (fast builds, tests)."""
     import e3nn
 
     if os.environ.get("NEXTHAM_E3NN_JIT") == "1":

@@ -33,7 +33,6 @@ class TraceGrad(nn.Module):
             iu = torch.triu_indices(mul, mul)
             self.register_buffer(f"triu_{k}", iu[0] * mul + iu[1], persistent=False)
             n_inv += iu.shape[1]
-        self.n_invariants = n_inv
         self.mlp = mlp([n_inv, hidden, hidden, z_dim])
         a = torch.tensor(float(alpha))
         if learn_alpha:
@@ -42,7 +41,7 @@ class TraceGrad(nn.Module):
             self.register_buffer("alpha", a)
 
     def invariants(self, f: torch.Tensor) -> torch.Tensor:
-        """(n, n_invariants): upper triangles of the per-chunk Gram matrices."""
+        """(n, number of invariants): upper triangles of the per-chunk Gram matrices."""
         out = []
         parts = torch.split(f, [mul * d for _, mul, d, _ in self.chunks], dim=1)
         for k, (part, (_, mul, d, _)) in enumerate(zip(parts, self.chunks)):
