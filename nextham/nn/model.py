@@ -263,8 +263,8 @@ class NextHAMModel(nn.Module):
         for k, core in enumerate(self.cores):
             try:
                 core.check_irreps()
-                check_chain("NextHAMModel", [stage(f"cores.{k}", core), stage("codec", self.codec)], self.codec.irreps_out,
-                            self.irreps_out, "'codec'")
+                check_chain("NextHAMModel", [stage(f"cores.{k}", core), stage("codec", self.codec)],
+                            self.codec.irreps_out, self.irreps_out, "'codec'")
             except IrrepsMismatchError as err:
                 raise IrrepsMismatchError(f"cores.{k}: {err}") from err
 

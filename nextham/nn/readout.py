@@ -116,7 +116,7 @@ class ProductReadout(nn.Module):
                     break
             if not targets <= have:
                 raise ValueError(f"output irreps {sorted(targets - have)} cannot be reached from hidden irreps {H}")
-        self.irreps_cat = sum(collected[1:], collected[0]) if len(collected) > 1 else collected[0]
+        self.irreps_cat = sum(collected[1:], collected[0])
         self.post = IrrepsLinear(self.irreps_cat, out)
         self.check_irreps()
 

@@ -50,7 +50,7 @@ def build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: 
     default is (the same seed must give the same weights in every process, e.g. DDP workers), then
     cast to ``dtype``."""
     with _default_dtype(torch.float32):
-        return _build_model(kind, preset, overrides, basis, spinful, dtype)
+        return model_kind(kind).build(preset, overrides, basis, spinful, dtype)
 
 
 @dataclass(frozen=True)
@@ -89,14 +89,10 @@ def register_model_kind(name: str, kind: ModelKind) -> None:
 
 
 def model_kind(name: str) -> ModelKind:
+    """The registered kind ``name``; ValueError naming the registered kinds otherwise."""
     if name not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {name!r}; choose one of {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[name]
-
-
-def _build_model(kind: str, preset: str, overrides: dict, basis: Basis, spinful: bool,
-                 dtype: torch.dtype) -> torch.nn.Module:
-    return model_kind(kind).build(preset, overrides, basis, spinful, dtype)
 
 
 def batch_functions(kind: str, cutoff: float, dtype: torch.dtype = torch.float32) -> tuple[Callable, Callable]:
