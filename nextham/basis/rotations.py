@@ -80,6 +80,29 @@ def su2_from_rotation(Q: np.ndarray) -> np.ndarray:
     return np.cos(angle / 2) * np.eye(2) - 1j * np.sin(angle / 2) * np.einsum("a,aij->ij", n, sigma)
 
 
+@lru_cache(maxsize=None)
+def angular_momentum_matrices(l: int) -> np.ndarray:
+    """(3, 2l+1, 2l+1) complex Hermitian ``L_x, L_y, L_z`` (units of hbar) in nextham's real harmonics.
+
+    ``D^l(R_a(theta)) = exp(-i theta L_a)`` for a rotation by ``theta`` about nextham's axis ``a``. Built from
+    e3nn's real generators ``X_b = o3.so3_generators(l)`` (``D = exp(theta X_b)`` about e3nn's axis ``b``):
+    nextham's axis ``a`` is e3nn's ``P e_a`` (:data:`nextham.basis.irreps.PERMUTATION`), so
+    ``L_a = i sum_b P[b, a] X_b``. Cached; do not modify the returned array.
+    """
+    import torch
+    from e3nn import o3
+
+    from .irreps import PERMUTATION
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # e3nn builds the generators in the default dtype
+    try:
+        X = o3.so3_generators(l).numpy()
+    finally:
+        torch.set_default_dtype(old)
+    return 1j * np.einsum("ba,bij->aij", PERMUTATION, X)
+
+
 def pauli_matrices() -> np.ndarray:
     """(3, 2, 2) complex: sigma_x, sigma_y, sigma_z."""
     return np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)

@@ -299,17 +299,6 @@ class StructureRecord:
         stack[self.layout.r_of_edge[c.edge], c.row, c.col] = self.blocks[name]
         return {tuple(int(x) for x in R): M for R, M in zip(self.layout.lattice_R, stack)}
 
-    def to_sisl(self, name: str = "H"):
-        """``sisl.Hamiltonian`` with overlap (optional extra ``nextham[sisl]``; see ``nextham.io.sisl_bridge``)."""
-        from ..io.sisl_bridge import to_sisl
-        return to_sisl(self, name)
-
-    @classmethod
-    def from_sisl(cls, hamiltonian, fermi_energy_eV: float | None = None) -> "StructureRecord":
-        """Record from a non-orthogonal ``sisl.Hamiltonian`` (see ``nextham.io.sisl_bridge``)."""
-        from ..io.sisl_bridge import from_sisl
-        return from_sisl(hamiltonian, fermi_energy_eV)
-
 
 def conjugate_transpose_blocks(record: StructureRecord, name: str, data: np.ndarray | None = None) -> np.ndarray:
     """Flat array whose block ``e`` is ``B_{rev(e)}^dagger`` (the partner's adjoint), vectorized."""

@@ -11,7 +11,9 @@ For a graph edge ``(i, j, R)`` (aggregated into atom ``i``):
 * edge update ``e_ij += L_eo(v_ij * logit_ijh)`` (switch ``edge_updates``);
 * gated feed-forward on nodes (and edges), each with pre-layer-norm and residual.
 
-Irreps: node and edge features in = out = ``hidden``; ``sh`` = spherical harmonics to ``sh_lmax``.
+Irreps: node features ``irreps_in = irreps_out = hidden``, edge features ``irreps_edge = hidden``,
+``irreps_sh`` = spherical harmonics to ``sh_lmax``; the sub-modules are checked against each other when
+the block is built (:mod:`nextham.nn.contracts`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from .contracts import check_chain, expect_irreps, stage
 from .layers import EquivariantLayerNorm, GatedFFN, IrrepsLinear, copy_index, mlp, scatter_softmax, scatter_sum
 
 
@@ -29,7 +32,8 @@ class TransformerBlock(nn.Module):
         super().__init__()
         H = o3.Irreps(hidden)
         SH = o3.Irreps(sh)
-        self.irreps_in = self.irreps_out = H
+        self.irreps_in = self.irreps_out = self.irreps_edge = H
+        self.irreps_sh = SH
         self.num_heads = num_heads
         self.attn_hidden = attn_hidden
         self.edge_updates = edge_updates
@@ -61,6 +65,27 @@ class TransformerBlock(nn.Module):
             self.lin_edge_out = IrrepsLinear(H, H)
             self.norm_ffn_edge = EquivariantLayerNorm(H)
             self.ffn_edge = GatedFFN(H, ffn_scalar_mult)
+        self.check_irreps()
+
+    def check_irreps(self) -> None:
+        """Raise :class:`~nextham.nn.contracts.IrrepsMismatchError` naming the first sub-module whose
+        ``irreps_in`` differs from the irreps it receives (see the module docstring for the data flow)."""
+        where = "TransformerBlock"
+        node, edge = f"{where} node features", f"{where} edge features"
+        norm_node = stage("norm_node", self.norm_node)
+        m = check_chain(node, [norm_node, stage("lin_center", self.lin_center)], self.irreps_in)
+        check_chain(node, [norm_node, stage("lin_neighbour", self.lin_neighbour)], self.irreps_in, m)
+        check_chain(edge, [stage("norm_edge", self.norm_edge), stage("lin_edge", self.lin_edge)], self.irreps_edge, m)
+        expect_irreps(where, "tp", self.irreps_sh, self.tp.irreps_in2, "the spherical harmonics")
+        tp = ("tp", self.tp.irreps_in1, self.tp.irreps_out)
+        v = check_chain(f"{where} messages", [tp, stage("lin_value", self.lin_value)], m)
+        check_chain(f"{where} messages", [tp, stage("lin_attn", self.lin_attn)], m,
+                    f"{self.num_heads * self.attn_hidden}x0e")
+        check_chain(node, [stage("lin_node_out", self.lin_node_out), stage("norm_ffn_node", self.norm_ffn_node),
+                           stage("ffn_node", self.ffn_node)], v, self.irreps_out)
+        if self.edge_updates:
+            check_chain(edge, [stage("lin_edge_out", self.lin_edge_out), stage("norm_ffn_edge", self.norm_ffn_edge),
+                               stage("ffn_edge", self.ffn_edge)], v, self.irreps_edge)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor, sh: torch.Tensor, rbf: torch.Tensor,
                 center: torch.Tensor, neighbour: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,8 @@
 """Small equivariant building blocks: Gaussian basis, radial MLP, layer norm, gated FFN, scatter ops.
 
-Every module states its irreps in and out; irreps bookkeeping is in ``__init__``, ``forward`` is plain
-tensor algebra. Features are (n, irreps.dim) in e3nn's layout (copy-major within each ``mul x ir`` chunk).
+Every module declares ``irreps_in``/``irreps_out`` (:mod:`nextham.nn.contracts`); irreps bookkeeping is
+in ``__init__``, ``forward`` is plain tensor algebra. Features are (n, irreps.dim) in e3nn's layout
+(copy-major within each ``mul x ir`` chunk).
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from e3nn import o3
 from e3nn.nn import Gate
 from torch import nn
 
+from .contracts import check_chain, stage
+
 
 class GaussianBasis(nn.Module):
-    """``exp(-((r - mu_k) / sigma)^2 / 2)``, ``mu_k`` evenly on ``[0, r_max]``, ``sigma`` their spacing."""
+    """``exp(-((r - mu_k) / sigma)^2 / 2)``, ``mu_k`` evenly on ``[0, r_max]``, ``sigma`` their spacing.
+
+    Distances (n,) in Å (irreps in ``1x0e``) -> (n, num) invariants (irreps out ``num x 0e``)."""
 
     def __init__(self, num: int, r_max: float):
         super().__init__()
+        self.irreps_in, self.irreps_out = o3.Irreps("1x0e"), o3.Irreps(f"{num}x0e")
         self.register_buffer("centers", torch.linspace(0.0, r_max, num))
         self.width = r_max / max(num - 1, 1)
 
@@ -60,18 +66,18 @@ class EquivariantLayerNorm(nn.Module):
 
     def __init__(self, irreps: str | o3.Irreps, eps: float = 1e-6):
         super().__init__()
-        self.irreps = o3.Irreps(irreps)
+        self.irreps_in = self.irreps_out = o3.Irreps(irreps)
         self.eps = eps
-        self.chunks = irreps_chunks(self.irreps)
+        self.chunks = irreps_chunks(self.irreps_in)
         self.sizes = [mul * d for _, mul, d, _ in self.chunks]
-        self.weight = nn.Parameter(torch.ones(self.irreps.num_irreps))
-        n_bias = sum(mul for mul, ir in self.irreps if ir.l == 0 and ir.p == 1)
+        self.weight = nn.Parameter(torch.ones(self.irreps_in.num_irreps))
+        n_bias = sum(mul for mul, ir in self.irreps_in if ir.l == 0 and ir.p == 1)
         self.bias = nn.Parameter(torch.zeros(n_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, w0, b0 = [], 0, 0
         # torch.split: one gradient concatenation in backward instead of a zero-filled full tensor per slice
-        for part, (start, mul, d, ir) in zip(torch.split(x, self.sizes, dim=1), self.chunks):
+        for part, (_, mul, d, ir) in zip(torch.split(x, self.sizes, dim=1), self.chunks):
             xc = part.reshape(-1, mul, d)
             scalar = ir.l == 0 and ir.p == 1
             if scalar:
@@ -92,7 +98,7 @@ class GatedFFN(nn.Module):
     def __init__(self, irreps: str | o3.Irreps, scalar_mult: int = 2):
         super().__init__()
         irreps = o3.Irreps(irreps)
-        self.irreps = irreps
+        self.irreps_in = self.irreps_out = irreps
         scalars = o3.Irreps([(mul * scalar_mult, ir) for mul, ir in irreps if ir.l == 0])
         gated = o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l > 0])
         gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
@@ -100,6 +106,8 @@ class GatedFFN(nn.Module):
         self.gate = Gate(scalars, acts, gates, [torch.sigmoid] * len(gates), gated)
         self.lin1 = IrrepsLinear(irreps, self.gate.irreps_in, biases=True)
         self.lin2 = IrrepsLinear(self.gate.irreps_out, irreps, biases=True)
+        check_chain("GatedFFN", [stage("lin1", self.lin1), stage("gate", self.gate), stage("lin2", self.lin2)],
+                    self.irreps_in, self.irreps_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin2(self.gate(self.lin1(x)))
@@ -128,6 +136,7 @@ def smooth_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def fan_in_init(seq: nn.Sequential) -> nn.Sequential:
+    """Weights ``N(0, 1/fan_in)``, biases zero, for every ``nn.Linear`` of ``seq`` (in place; returns ``seq``)."""
     for m in seq:
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=1.0 / math.sqrt(m.in_features))

@@ -22,6 +22,7 @@ from ..blocks.record import StructureRecord
 from ..graph import GraphBatch, build_graph, collate
 from .attention import TransformerBlock
 from .config import ModelConfig
+from .contracts import IrrepsMismatchError, check_chain, check_declarations, expect_irreps, stage
 from .layers import GaussianBasis, IrrepsLinear, fan_in_init, mlp
 from .readout import BlockCodec, ProductReadout
 from .tracegrad import TraceGrad
@@ -57,8 +58,9 @@ class ModelOutput:
 def _e3nn_codegen():
     """Build e3nn modules as plain torch.fx code (no TorchScript): TorchScript's profiling executor
     re-optimises during the first calls and costs seconds per module on CPU. ``NEXTHAM_E3NN_JIT=1``
-    keeps e3nn's default (scripted) code. Einsum contraction paths are optimised (about 1.6x faster
-    training steps, a few seconds more to build); ``NEXTHAM_E3NN_OPT=0`` skips that (fast builds, tests)."""
+    keeps e3nn's default (scripted) code. Einsum contraction paths are optimised (about 1.4x faster
+    training steps of the small preset on CPU, about twice the build time); ``NEXTHAM_E3NN_OPT=0`` skips
+    that (fast builds, tests)."""
     import e3nn
 
     if os.environ.get("NEXTHAM_E3NN_JIT") == "1":
@@ -94,14 +96,19 @@ class _Geometry:
 
 
 class NextHAMCore(nn.Module):
-    """One network: embedding, ``num_blocks`` Transformer blocks with TraceGrad, readouts, trace heads."""
+    """One network: embedding, ``num_blocks`` Transformer blocks with TraceGrad, readouts, trace heads.
+
+    ``irreps_in = irreps_out`` = the layout's irreps (H0 in, dH out); ``hidden`` = node and edge features.
+    """
 
     def __init__(self, cfg: ModelConfig, layout: SlotLayout):
         super().__init__()
         self.cfg = cfg
         H = o3.Irreps(cfg.hidden_irreps)
         self.hidden = H
+        self.irreps_in = self.irreps_out = o3.Irreps(layout.irreps_string)
         sh = o3.Irreps.spherical_harmonics(cfg.sh_lmax)
+        self.irreps_sh = sh
         n_scalar = sum(mul for mul, ir in H if ir == o3.Irrep("0e"))
         self.use_h0 = "h0" in cfg.input
         self.use_element = "element" in cfg.input
@@ -139,6 +146,45 @@ class NextHAMCore(nn.Module):
                 for readout in (self.readout_edge, self.readout_node):
                     for w in readout.post.weights:
                         w.zero_()
+        self.check_irreps()
+
+    def check_irreps(self) -> None:
+        """Walk the node and the edge features through the sub-modules in the order of :meth:`forward`;
+        raise :class:`~nextham.nn.contracts.IrrepsMismatchError` naming the first module whose ``irreps_in``
+        differs from what it receives."""
+        where = "NextHAMCore"
+        node, edge = f"{where} node features", f"{where} edge features"
+        H = self.hidden
+        scalars = lambda seq: f"{seq[-1].out_features}x0e"  # noqa: E731 (output of a radial/element MLP)
+        # initial features: sums of embeddings, each must produce the hidden irreps
+        check_chain(edge, [stage("edge_distance", self.edge_distance)], scalars(self.edge_distance_mlp), H,
+                    "'edge_distance_mlp'")
+        if self.use_h0:
+            check_chain(node, [stage("embed_node", self.embed_node)], self.irreps_in, H, "the H0 irreps")
+            check_chain(edge, [stage("embed_edge", self.embed_edge)], self.irreps_in, H, "the H0 irreps")
+        if self.use_element:
+            check_chain(node, [stage("element_node", self.element_node)], f"{self.element.embedding_dim}x0e", H,
+                        "'element'")
+            check_chain(edge, [stage("element_edge", self.element_edge)], scalars(self.element_edge_mlp), H,
+                        "'element_edge_mlp'")
+        x_stages, e_stages = [], []
+        for k, block in enumerate(self.blocks):
+            name = f"blocks.{k}"
+            block.check_irreps()
+            expect_irreps(where, name, self.irreps_sh, block.irreps_sh, "the spherical harmonics")
+            x_stages.append(stage(name, block))
+            e_stages.append((name, block.irreps_edge, block.irreps_edge))
+            if self.with_z:
+                x_stages.append(stage(f"tg_node.{k}", self.tg_node[k]))
+                e_stages.append(stage(f"tg_edge.{k}", self.tg_edge[k]))
+        x = check_chain(node, x_stages, H)
+        e = check_chain(edge, e_stages, H)
+        for name in ("edge_from_center", "edge_from_neighbour"):
+            check_chain(node, [stage(name, getattr(self, name))], x, e)  # added to the edge features
+        for readout in (self.readout_edge, self.readout_node):
+            readout.check_irreps()
+        check_chain(edge, [stage("readout_edge", self.readout_edge)], e, self.irreps_out)
+        check_chain(node, [stage("readout_node", self.readout_node)], x, self.irreps_out)
 
     def forward(self, batch: GraphBatch, geo: _Geometry, x_in: torch.Tensor | None):
         """-> (out (E_r, layout.dim) irreps of dH / output_scale, trace (E_r, n_slots) or None)."""
@@ -202,9 +248,25 @@ class NextHAMModel(nn.Module):
         self.windows = windows
         with _e3nn_codegen():
             self.cores = nn.ModuleList([NextHAMCore(config, self.layout) for _ in windows])
+        self.irreps_in = self.irreps_out = self.codec.irreps_out
+        self.check_irreps()
         self.to(default_device() if device is None else torch.device(device))
         log.info("NextHAM model: %s parameters (%d sub-model(s)), output irreps dim %d per edge",
                  f"{self.num_parameters():,}", len(self.cores), self.layout.dim)
+
+    def check_irreps(self) -> None:
+        """Check the irreps contracts of every sub-module (run when the model is built): each module of
+        ``nextham.nn`` declares ``irreps_in``/``irreps_out``, the codec's H0 irreps feed every sub-model
+        and every sub-model's output decodes with the codec. Raises
+        :class:`~nextham.nn.contracts.IrrepsMismatchError` naming the module."""
+        check_declarations(self)
+        for k, core in enumerate(self.cores):
+            try:
+                core.check_irreps()
+                check_chain("NextHAMModel", [stage(f"cores.{k}", core), stage("codec", self.codec)],
+                            self.codec.irreps_out, self.irreps_out, "'codec'")
+            except IrrepsMismatchError as err:
+                raise IrrepsMismatchError(f"cores.{k}: {err}") from err
 
     # ------------------------------------------------------------------ info
     def num_parameters(self) -> int:

@@ -16,15 +16,20 @@ from e3nn import o3
 from torch import nn
 
 from ..basis.irreps import SlotLayout, pair_irreps
+from .contracts import check_chain, expect_irreps, stage
 from .layers import IrrepsLinear
 
 
 class BlockCodec(nn.Module):
-    """Packed blocks <-> (E_r, layout.dim) irreps, for the groups of a :class:`GraphBatch`."""
+    """Packed blocks <-> (E_r, layout.dim) irreps, for the groups of a :class:`GraphBatch`.
+
+    ``irreps_in = irreps_out`` = the layout's irreps (what :meth:`encode` produces and :meth:`decode` reads).
+    """
 
     def __init__(self, layout: SlotLayout):
         super().__init__()
         self.layout = layout
+        self.irreps_in = self.irreps_out = o3.Irreps(layout.irreps_string)
         for l1, l2 in layout.groups:
             self.register_buffer(f"W_{l1}_{l2}", torch.as_tensor(pair_irreps(l1, l2, layout.spinful).matrix,
                                                                    dtype=torch.get_default_dtype()), persistent=False)
@@ -84,11 +89,12 @@ class BlockCodec(nn.Module):
 
 
 class ProductReadout(nn.Module):
-    """hidden irreps -> ``irreps_out``; types missing from ``hidden`` come from tensor-product stages."""
+    """``irreps_in`` (hidden) -> ``irreps_out``; types missing from ``hidden`` come from tensor-product stages."""
 
     def __init__(self, hidden: str | o3.Irreps, irreps_out: str | o3.Irreps, mul: int, max_stages: int = 4):
         super().__init__()
         H, out = o3.Irreps(hidden), o3.Irreps(irreps_out)
+        self.irreps_in, self.irreps_out = H, out
         targets = {ir for _, ir in out}
         have = {ir for _, ir in H}
         lmax = max(ir.l for ir in targets)
@@ -112,8 +118,26 @@ class ProductReadout(nn.Module):
                     break
             if not targets <= have:
                 raise ValueError(f"output irreps {sorted(targets - have)} cannot be reached from hidden irreps {H}")
-        self.irreps_cat = sum(collected[1:], collected[0]) if len(collected) > 1 else collected[0]
+        self.irreps_cat = sum(collected[1:], collected[0])
         self.post = IrrepsLinear(self.irreps_cat, out)
+        self.check_irreps()
+
+    def check_irreps(self) -> None:
+        """``pre`` maps hidden to ``r0``; stage k multiplies the previous stage (``pre`` for the first) by
+        ``r0``; ``post`` reads the hidden features and every stage's output, concatenated."""
+        where = "ProductReadout"
+        collected = [self.irreps_in]
+        if self.pre is not None:
+            r0 = check_chain(where, [stage("pre", self.pre)], self.irreps_in)
+            cur, source = r0, "'pre'"
+            for k, tp in enumerate(self.stages):
+                expect_irreps(where, f"stages.{k}", cur, tp.irreps_in1, source)
+                expect_irreps(where, f"stages.{k}", r0, tp.irreps_in2, "'pre' (second input)")
+                cur, source = tp.irreps_out, f"'stages.{k}'"
+                collected.append(cur)
+        cat = sum(collected[1:], collected[0])
+        check_chain(where, [stage("post", self.post)], cat, self.irreps_out,
+                    source="the hidden features and the tensor-product stages")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]

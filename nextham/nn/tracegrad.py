@@ -16,7 +16,7 @@ from .layers import irreps_chunks, mlp, smooth_norm
 
 
 class TraceGrad(nn.Module):
-    """Irreps in = out (``irreps``); returns ``(f_new, z)``, ``z`` of shape (n, z_dim).
+    """Irreps in = out (``irreps``); returns ``(f_new, z)``, ``z`` of shape (n, z_dim) (invariants).
 
     ``update=False`` only computes ``z`` (ablation "no TraceGrad" with the trace head kept).
     """
@@ -24,17 +24,15 @@ class TraceGrad(nn.Module):
     def __init__(self, irreps: str | o3.Irreps, z_dim: int, hidden: int, alpha: float = 0.2,
                  learn_alpha: bool = False, update: bool = True, eps: float = 1e-12):
         super().__init__()
-        self.irreps = o3.Irreps(irreps)
+        self.irreps_in = self.irreps_out = o3.Irreps(irreps)
         self.update = update
         self.eps = eps
-        self.chunks = irreps_chunks(self.irreps)
-        self._triu = []
+        self.chunks = irreps_chunks(self.irreps_in)
         n_inv = 0
         for k, (_, mul, _, _) in enumerate(self.chunks):
             iu = torch.triu_indices(mul, mul)
             self.register_buffer(f"triu_{k}", iu[0] * mul + iu[1], persistent=False)
             n_inv += iu.shape[1]
-        self.n_invariants = n_inv
         self.mlp = mlp([n_inv, hidden, hidden, z_dim])
         a = torch.tensor(float(alpha))
         if learn_alpha:
@@ -43,7 +41,7 @@ class TraceGrad(nn.Module):
             self.register_buffer("alpha", a)
 
     def invariants(self, f: torch.Tensor) -> torch.Tensor:
-        """(n, n_invariants): upper triangles of the per-chunk Gram matrices."""
+        """(n, number of invariants): upper triangles of the per-chunk Gram matrices."""
         out = []
         parts = torch.split(f, [mul * d for _, mul, d, _ in self.chunks], dim=1)
         for k, (part, (_, mul, d, _)) in enumerate(zip(parts, self.chunks)):

@@ -1,8 +1,9 @@
 """Pytest fixtures for exact model tests: float64 and one torch thread, restored afterwards.
 
 Import the fixture into a ``conftest.py`` (``from nextham.testing.torch_fixtures import
-float64_single_thread``). Importing this module also turns e3nn's einsum optimisation off for fast model
-builds (``NEXTHAM_E3NN_OPT=0``; runtime paths are identical) unless the variable is set.
+float64_single_thread``). Importing this module also turns e3nn's einsum path optimisation off for fast model
+builds (``NEXTHAM_E3NN_OPT=0``) unless the variable is set: builds take about half the time, steps about 1.4x
+longer, outputs agree to rounding (measured: relative 1.4e-15 on tiny models, float64).
 """
 
 import os

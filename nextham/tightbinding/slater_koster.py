@@ -10,15 +10,14 @@ with rotations about z, so the choice does not matter). This gives ``B(-d) = (-1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 from ase import Atoms
-from scipy.linalg import block_diag, logm
+from scipy.linalg import block_diag
 
 from ..basis.orbitals import Basis
-from ..basis.rotations import pauli_matrices, wigner_D
+from ..basis.rotations import angular_momentum_matrices, pauli_matrices, wigner_D
 from ..blocks.record import StructureRecord
 from ..structure.neighbours import neighbour_list
 
@@ -51,25 +50,6 @@ def two_centre_block(l1: int, l2: int, V: np.ndarray, d: np.ndarray,
         Q = rotation_z_to(d)
         D = {l: wigner_D(l, Q) for l in {l1, l2}}
     return D[l1] @ L @ D[l2].T
-
-
-@lru_cache(maxsize=None)
-def angular_momentum_matrices(l: int) -> np.ndarray:
-    """(3, 2l+1, 2l+1) complex Hermitian ``L_x, L_y, L_z`` (units of hbar) in the real-harmonic basis.
-
-    ``L_a = i G_a`` with ``G_a = log(D^l(R_a(theta))) / theta`` the real antisymmetric generator of
-    rotations about axis a, so that ``D^l(R_a(theta)) = exp(-i theta L_a)``.
-    """
-    theta = 0.3
-    out = np.zeros((3, 2 * l + 1, 2 * l + 1), dtype=np.complex128)
-    for a in range(3):
-        axis = np.zeros(3)
-        axis[a] = 1.0
-        from scipy.spatial.transform import Rotation
-        Ra = Rotation.from_rotvec(theta * axis).as_matrix()
-        G = np.real(logm(wigner_D(l, Ra))) / theta
-        out[a] = 1j * 0.5 * (G - G.T)
-    return out
 
 
 @dataclass

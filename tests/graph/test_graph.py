@@ -93,3 +93,16 @@ def test_missing_partner_is_an_error():
                       blocks={"H0": rec.blocks["H0"][mask], "S": rec.blocks["S"][smask]})
     with pytest.raises(RecordError, match="Hermitian partner"):
         build_graph(bad)
+
+
+@pytest.mark.parametrize("spinful", [False, True])
+def test_model_on_graphs_with_record_edges_beyond_the_cutoff_is_equivariant(spinful):
+    """The graph (neighbour list, periodic images, record edges kept past the message-passing cutoff)
+    keeps the model exactly equivariant."""
+    from nextham.nn import ModelConfig, NextHAMModel
+    from nextham.testing.equivariance import assert_model_equivariant
+
+    torch.manual_seed(0)
+    rec = example_record("si", spinful, cutoff=6.0)
+    cfg = ModelConfig.preset("tiny", cutoff=3.0, zero_init_output=False, num_blocks=1)
+    assert_model_equivariant(NextHAMModel(cfg, rec.basis, spinful, device="cpu"), rec, rotations=1)

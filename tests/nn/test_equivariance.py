@@ -6,23 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from nextham.basis.rotations import random_orthogonal
+from nextham.blocks.record import hermitian_error
 from nextham.graph import build_graph, collate
 from nextham.nn import ModelConfig, NextHAMModel
-from nextham.testing.equivariance import (example_record, permute_atoms, rotate_blocks, rotate_record, shift_image,
-                                          translate_record)
+from nextham.testing.equivariance import assert_model_equivariant, example_record
 
-TOL = 1e-10
 CASES = [("si", False), ("si", True), ("gaas", False), ("gaas", True)]
-
-
-def predict(model, rec) -> np.ndarray:
-    with torch.no_grad():
-        return model(collate([build_graph(rec, model.config.cutoff)])).delta.numpy()
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +27,43 @@ def models():
 
 
 @pytest.mark.parametrize("kind,spinful", CASES)
-def test_rotation_and_inversion(models, kind, spinful):
+def test_full_equivariance(models, kind, spinful):
     model, rec = models[kind, spinful]
-    d = predict(model, rec)
-    assert np.max(np.abs(d)) > 1e-3
-    rng = np.random.default_rng(7)
-    for Q in [random_orthogonal(rng, improper=False), random_orthogonal(rng, improper=True), -np.eye(3)]:
-        got = predict(model, rotate_record(rec, Q))
-        want = rotate_blocks(rec, Q, d, "H")
-        assert rel_err(got, want) < TOL, (Q, rel_err(got, want))
+    errors = assert_model_equivariant(model, rec, seed=7)
+    assert {"inversion", "improper rotation 0", "atom permutation", "periodic images", "translation"} <= set(errors)
 
 
-@pytest.mark.parametrize("kind,spinful", CASES[:3])
-def test_translation_permutation_images(models, kind, spinful):
-    model, rec = models[kind, spinful]
-    d = predict(model, rec)
-    assert rel_err(predict(model, translate_record(rec, [0.3, -1.7, 2.2])), d) < TOL
-    perm = np.arange(rec.n_atoms)[::-1].copy()
-    assert rel_err(predict(model, permute_atoms(rec, perm)), d) < TOL
-    assert rel_err(predict(model, shift_image(rec, 1, np.array([1, -2, 0]))), d) < TOL
+def test_the_check_fails_for_a_model_that_is_not_equivariant(models):
+    """A perturbation that breaks rotation symmetry (a fixed Cartesian direction enters the geometry)
+    is caught, and a model that predicts zero is refused rather than passed."""
+    model, rec = models["si", True]
+
+    def skewed(r):
+        return model_delta(model, r.replace(positions=r.positions + np.array([0.0, 0.0, 0.02]) * r.positions[:, :1]))
+
+    with pytest.raises(AssertionError, match="not equivariant.*rotation 0"):
+        assert_model_equivariant(model, rec, predict=skewed, permutations=False, images=False, translations=False)
+    with pytest.raises(AssertionError, match="predicts zero"):
+        assert_model_equivariant(model, rec, predict=lambda r: np.zeros(len(r.blocks["H0"])))
+
+
+def model_delta(model, rec) -> np.ndarray:
+    with torch.no_grad():
+        return model(collate([build_graph(rec, model.config.cutoff)])).delta.numpy()
+
+
+@pytest.mark.xfail(strict=True, reason="known issue: EquivariantLayerNorm divides each irreps chunk by "
+                   "sqrt(mean x^2 + 1e-6), so a chunk that is zero in exact arithmetic but rounding noise in "
+                   "floats (here the 0o, 1e, 2o and 3e irreps of this spinful two-centre H0 are ~1e-16, and the "
+                   "1e and 2o hidden chunks are fed only by them) is amplified up to 1e3x per norm: relative "
+                   "errors ~1e-7 in float64 and O(1) in float32")
+def test_two_centre_h0_exact_zero_chunks():
+    from nextham.testing.toy import two_centre_record
+
+    torch.manual_seed(0)
+    rec = two_centre_record(2, spinful=True)
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=4.2, zero_init_output=False), rec.basis, True, device="cpu")
+    assert_model_equivariant(model, rec, rotations=1)
 
 
 @pytest.mark.parametrize("kind,spinful", CASES)
@@ -69,5 +76,4 @@ def test_exact_hermiticity(models, kind, spinful):
     assert d.is_complex() == spinful
     assert torch.equal(d, d[batch.conj_index].conj())
     pred = rec.with_blocks(H=out.hamiltonian.numpy())
-    from nextham.blocks.record import hermitian_error
     assert hermitian_error(pred, "H") < 1e-12

@@ -9,7 +9,7 @@ from e3nn import o3
 
 from nextham.basis.irreps import (SlotLayout, block_to_irreps, e3nn_rotation, irreps_to_block, pair_irreps,
                                   to_e3nn_frame, wigner_3j)
-from nextham.basis.rotations import atom_rotation, random_orthogonal, real_spherical_harmonics, su2_from_rotation, wigner_D
+from nextham.basis.rotations import angular_momentum_matrices, atom_rotation, random_orthogonal, real_spherical_harmonics, wigner_D
 from nextham.graph import build_graph, collate
 from nextham.nn.readout import BlockCodec
 from nextham.testing.equivariance import example_record
@@ -49,7 +49,6 @@ def test_clebsch_gordan_invariant_in_nextham_basis():
 def test_pair_round_trip_and_equivariance(spinful):
     rng = np.random.default_rng(5)
     Q = random_orthogonal(rng)
-    U = su2_from_rotation(Q)
     for l1 in range(4):  # s, p, d, f
         for l2 in range(4):
             pair = pair_irreps(l1, l2, spinful)
@@ -93,3 +92,21 @@ def test_codec_round_trip_mixed_bases_batch(spinful):
     # per-pair sums = Frobenius norms of the sub-blocks
     sums = codec.pair_sums(batch, batch.h0)
     assert torch.allclose(sums.sum(), batch.h0.abs().pow(2).sum())
+
+
+def test_angular_momentum_matrices_generate_the_wigner_matrices():
+    """From e3nn's so3_generators: D^l(R_a(theta)) = exp(-i theta L_a), [L_x, L_y] = i L_z, L^2 = l(l+1)."""
+    from scipy.linalg import expm
+    from scipy.spatial.transform import Rotation
+
+    for l in range(5):
+        L = angular_momentum_matrices(l)
+        assert L.shape == (3, 2 * l + 1, 2 * l + 1)
+        np.testing.assert_allclose(L, L.conj().transpose(0, 2, 1), atol=0)
+        np.testing.assert_allclose(L[0] @ L[1] - L[1] @ L[0], 1j * L[2], atol=1e-13)
+        np.testing.assert_allclose(np.einsum("aij,ajk->ik", L, L), l * (l + 1) * np.eye(2 * l + 1), atol=1e-13)
+        for a in range(3):
+            Q = Rotation.from_rotvec(0.7 * np.eye(3)[a]).as_matrix()
+            np.testing.assert_allclose(expm(-0.7j * L[a]), wigner_D(l, Q), atol=1e-13)
+    # p shell: L_z mixes p_x and p_y (nextham's m = -1, 0, 1 are y, z, x)
+    np.testing.assert_allclose(angular_momentum_matrices(1)[2], [[0, 0, 1j], [0, 0, 0], [-1j, 0, 0]], atol=1e-15)

@@ -35,6 +35,8 @@ def test_config_rejects_unknown_keys_and_parses_overrides(tmp_path):
         c.with_overrides(["optim.lrr=1"])
     with pytest.raises(ConfigError, match="version"):
         TrainConfig.from_dict({"version": 99, "data": {"path": "x"}})
+    with pytest.raises(ConfigError, match=r"unknown model kind 'tyo' \(known: nextham, toy\)"):
+        TrainConfig.from_dict({"data": {"path": "x"}, "model": {"kind": "tyo"}})
     p = tmp_path / "c.yaml"
     p.write_text("data: {path: x}\nbogus: 1\n")
     with pytest.raises(ConfigError, match="bogus"):
