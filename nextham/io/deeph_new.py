@@ -23,11 +23,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import chemical_symbols
 
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord
-from .abacus_csr import is_float
 from .assemble import Elements, build_record, finite_fermi, require_onsite
 from .deeph_legacy import _open_h5, _read_json
 from .errors import FormatError
@@ -42,60 +41,25 @@ def looks_like_deeph(path: str | os.PathLike) -> bool:
 
 
 def read_poscar(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cell rows Å, Cartesian positions Å, atomic numbers) of a VASP 5 POSCAR."""
+    """(cell rows Å, Cartesian positions Å, atomic numbers) of a VASP 5 POSCAR, read with ``ase.io``."""
+    import ase.io
+
     if not path.is_file():
         raise FormatError(path, "missing file")
-    lines = path.read_text().splitlines()
-
-    def floats(k: int, n: int, what: str) -> list[float]:
-        if k >= len(lines):
-            raise FormatError(path, f"file ends early: expected {what}", line=k + 1)
-        toks = lines[k].split()
-        try:
-            vals = [float(t) for t in toks[:n]]
-        except ValueError:
-            raise FormatError(path, f"expected {what}, found {lines[k].strip()[:40]!r}", line=k + 1) from None
-        if len(vals) < n or not np.all(np.isfinite(vals)):
-            raise FormatError(path, f"expected {what}, found {lines[k].strip()[:40]!r}", line=k + 1)
-        return vals
-
-    scale = floats(1, 1, "the scale factor")
-    scale3 = lines[1].split()
-    lat = np.array([floats(k, 3, "a lattice vector") for k in (2, 3, 4)])
-    if len(scale3) >= 3 and all(is_float(t) for t in scale3[:3]):
-        fac = np.array([float(t) for t in scale3[:3]])
-    elif scale[0] < 0:
-        fac = np.full(3, (abs(scale[0]) / abs(np.linalg.det(lat))) ** (1 / 3))
-    else:
-        fac = np.full(3, scale[0])
-    lat = lat * fac[None, :]
-    if abs(np.linalg.det(lat)) < 1e-10:
-        raise FormatError(path, "lattice vectors are linearly dependent", line=3)
-    if len(lines) < 8:
-        raise FormatError(path, "file ends early: expected element symbols and counts", line=len(lines))
-    symbols = lines[5].split()
-    if not symbols or any(s not in atomic_numbers for s in symbols):
-        raise FormatError(path, f"line 6 must list element symbols (VASP 5), found {lines[5].strip()[:40]!r}", line=6)
+    n_lines = len(path.read_text(errors="replace").splitlines())
+    if n_lines < 9:
+        raise FormatError(path, f"file ends early ({n_lines} lines): a VASP 5 POSCAR holds a comment, the scale, "
+                                "3 lattice vectors, element symbols, counts, the coordinate mode and the positions")
     try:
-        counts = [int(t) for t in lines[6].split()]
-    except ValueError:
-        raise FormatError(path, f"expected atom counts, found {lines[6].strip()[:40]!r}", line=7) from None
-    if len(counts) != len(symbols) or any(c < 0 for c in counts):
-        raise FormatError(path, "atom counts do not match the element symbols", line=7)
-    k = 7
-    if lines[k].strip()[:1].lower() == "s":  # selective dynamics
-        k += 1
-    mode = lines[k].strip()[:1].lower()
-    if mode not in ("c", "k", "d"):
-        raise FormatError(path, f"expected 'Cartesian' or 'Direct', found {lines[k].strip()[:40]!r}", line=k + 1)
-    n = sum(counts)
-    x = np.array([floats(k + 1 + a, 3, "an atom position") for a in range(n)]).reshape(n, 3)
-    if mode in ("c", "k"):
-        pos = x * fac[None, :]
-    else:
-        pos = x @ lat
-    numbers = np.repeat([atomic_numbers[s] for s in symbols], counts).astype(np.int64)
-    return lat, pos, numbers
+        atoms = ase.io.read(path, format="vasp")
+    except Exception as exc:  # ASE raises many types for malformed files
+        raise FormatError(path, f"not a readable VASP POSCAR ({type(exc).__name__}: {exc})") from None
+    cell, positions = atoms.cell.array, atoms.positions
+    if not (np.all(np.isfinite(cell)) and np.all(np.isfinite(positions))):
+        raise FormatError(path, "non-finite lattice vectors or positions")
+    if abs(np.linalg.det(cell)) < 1e-10:
+        raise FormatError(path, "lattice vectors are linearly dependent", line=3)
+    return cell, positions, atoms.numbers.astype(np.int64)
 
 
 
@@ -179,15 +143,13 @@ def _read_h5(path: Path, numbers, basis: Basis, spinful: bool) -> Elements:
     return Elements(pairs[e, :3], i[e], j[e], loc // shapes[e, 1], loc % shapes[e, 1], entries.astype(dtype))
 
 
-def write_poscar(path: Path, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray,
-                 comment: str = "written by nextham") -> None:
-    """POSCAR with Cartesian Å positions in the record's atom order (runs of equal elements)."""
-    change = np.flatnonzero(np.diff(numbers)) + 1
-    runs = np.split(np.asarray(numbers), change)
-    lines = [comment, "1.0"] + ["  " + "  ".join(repr(float(x)) for x in row) for row in cell]
-    lines += [" ".join(chemical_symbols[r[0]] for r in runs), " ".join(str(len(r)) for r in runs), "Cartesian"]
-    lines += ["    " + "  ".join(repr(float(x)) for x in p) for p in positions]
-    path.write_text("\n".join(lines) + "\n")
+def write_poscar(path: Path, cell: np.ndarray, positions: np.ndarray, numbers: np.ndarray) -> None:
+    """VASP 5 POSCAR (``ase.io``) with Cartesian Å positions in the record's atom order."""
+    import ase.io
+    from ase import Atoms
+
+    atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
+    ase.io.write(path, atoms, format="vasp", direct=False, sort=False)
 
 
 def write_deeph(record: StructureRecord, path: str | os.PathLike) -> Path:

@@ -134,7 +134,7 @@ def test_deeph_errors(mote2_new_dir, mote2_legacy_dir, tmp_path):
     (d3 / "POSCAR").write_text("x\n1.0\n1 0 0\n0 1 0\n")
     with pytest.raises(FormatError) as e:
         read(d3)
-    assert e.value.path.endswith("POSCAR") and e.value.line == 5
+    assert e.value.path.endswith("POSCAR") and "file ends early" in str(e.value)
     d4 = writable_copy(mote2_new_dir, tmp_path / "new4")
     (d4 / "info.json").write_text('{"spinful": false,')
     with pytest.raises(FormatError) as e:
