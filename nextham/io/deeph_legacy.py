@@ -69,7 +69,7 @@ def read_deeph_legacy(path: str | os.PathLike) -> StructureRecord:
         raise FormatError(path / "element.dat", "atomic numbers must be integers 1..118")
     numbers = numbers.astype(np.int64)
     n = len(numbers)
-    info = _read_json(path / "info.json")
+    info = read_json(path / "info.json")
     if "nsites" in info and info["nsites"] != n:
         raise FormatError(path / "element.dat", f"lists {n} atoms but info.json says nsites = {info['nsites']}")
     sites = _loadtxt(path / "site_positions.dat")
@@ -94,7 +94,8 @@ def read_deeph_legacy(path: str | os.PathLike) -> StructureRecord:
                         ef, meta)
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path`` (FormatError naming the file and line otherwise)."""
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

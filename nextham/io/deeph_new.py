@@ -28,7 +28,7 @@ from ase.data import chemical_symbols
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord
 from .assemble import Elements, build_record, finite_fermi, require_onsite
-from .deeph_legacy import _open_h5, _read_json
+from .deeph_legacy import _open_h5, read_json
 from .errors import FormatError
 
 MATRIX_FILES = {"S": "overlap.h5", "H": "hamiltonian.h5", "H0": "hamiltonian_0.h5"}
@@ -71,7 +71,7 @@ def read_deeph(path: str | os.PathLike) -> StructureRecord:
     cell, positions, numbers = read_poscar(path / "POSCAR")
     if not (path / "info.json").is_file():
         raise FormatError(path / "info.json", "missing file")
-    info = _read_json(path / "info.json")
+    info = read_json(path / "info.json")
     if info.get("split_hkb") or info.get("hamiltonian_storage") not in (None, "full"):
         raise FormatError(path / "info.json", "split Hamiltonian storage (spinless H + hkb.h5) is not supported; "
                                               "reconstruct the full Hamiltonian first")

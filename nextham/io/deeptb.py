@@ -37,6 +37,7 @@ from ase.data import chemical_symbols
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord
 from .assemble import Elements, build_record, elements_of, finite_fermi, require_onsite
+from .deeph_legacy import read_json
 from .errors import FormatError
 
 MATRIX_FILES = {"S": "overlaps.h5", "H": "hamiltonians.h5", "H0": "hamiltonians_0.h5"}
@@ -74,13 +75,7 @@ def trajectories(path: str | os.PathLike) -> list[Path]:
 def _info(traj: Path) -> tuple[dict, Path]:
     for p in (traj / "info.json", traj.parent / "info.json"):
         if p.is_file():
-            try:
-                info = json.loads(p.read_text())
-            except json.JSONDecodeError as exc:
-                raise FormatError(p, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
-            if not isinstance(info, dict):
-                raise FormatError(p, "expected a JSON object")
-            return info, p
+            return read_json(p), p
     raise FormatError(traj, "no info.json in the trajectory folder or its parent")
 
 
