@@ -46,6 +46,7 @@ from ase.units import Bohr, Ha
 
 from ..basis.orbitals import Basis, ElementBasis
 from ..blocks.record import StructureRecord
+from ..structure.lattice_shift import translate_atoms
 from .base import Engine, EngineError, EngineInputError, EngineUnavailable, register_engine
 from .realspace import bloch_to_realspace, bvk_mesh, mesh_index, mesh_kpoints, pair_support
 
@@ -168,6 +169,27 @@ def gpaw_shell_permutation(l: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(2 * l + 1), np.ones(2 * l + 1)
 
 
+# ---------------------------------------------------------------------------- positions and R
+def wrapped_into_cell(atoms: Atoms) -> tuple[Atoms, np.ndarray]:
+    """``(atoms with fractional coordinates in [0, 1), n)`` with ``frac_user = frac_wrapped + n``.
+
+    GPAW places every atom at ``atoms.get_scaled_positions()`` (wrapped into the cell) and labels
+    orbital j's cell R relative to that wrapped position. The engine computes on the wrapped atoms
+    (so GPAW's wrap is the identity) and the record keeps the user's positions with R relabelled
+    (:func:`nextham.structure.lattice_shift.translate_atoms`: ``R = R_wrapped + n_i - n_j``).
+    """
+    user = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+    frac = user.get_scaled_positions(wrap=False)
+    wrapped_frac = user.get_scaled_positions(wrap=True)  # what GPAW uses
+    wrapped = Atoms(numbers=atoms.numbers, scaled_positions=wrapped_frac, cell=atoms.cell, pbc=True)
+    if np.abs(wrapped.get_scaled_positions(wrap=True) - wrapped_frac).max() > 1e-12:
+        raise EngineError("wrapping the atoms into the cell is not idempotent")
+    offsets = np.rint(frac - wrapped_frac).astype(np.int64)
+    if np.abs(frac - wrapped_frac - offsets).max() > 1e-8:
+        raise EngineError("wrapping the atoms into the cell did not shift them by lattice vectors")
+    return wrapped, offsets
+
+
 # ---------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class GPAWSettings:
@@ -264,7 +286,8 @@ class GPAWEngine(Engine):
         """S, H0 and (unless ``h0_only``) H of ``atoms``; spinful H0/H with spin-orbit when ``soc``."""
         import_gpaw()
         self.check_input(atoms)
-        atoms = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+        user_positions = np.array(atoms.positions, dtype=np.float64)
+        atoms, wrap_offsets = wrapped_into_cell(atoms)
         c = self.config
         t_start = time.perf_counter()
         try:
@@ -333,7 +356,7 @@ class GPAWEngine(Engine):
         basis = run.nextham_basis()
         record = StructureRecord.from_dense(atoms, basis, matrices, spinful=bool(soc),
                                             fermi_energy_eV=fermi, metadata=metadata)
-        return record
+        return translate_atoms(record, wrap_offsets).replace(positions=user_positions)
 
 
 class _GPAWRun:
