@@ -158,3 +158,136 @@ def bloch_to_realspace(Mk: dict[str, np.ndarray], mesh: tuple[int, int, int], su
             mats[tuple(int(x) for x in R)] = np.where(om, MR[r0], 0.0)
         out[name] = mats
     return RealSpace(out, residual, imag)
+
+
+# ---------------------------------------------------------------------------- direct real-space assembly
+class EdgeLayout:
+    """Packed block layout of an edge list (i, j, R) with ``norb[i] x norb[j]`` blocks (spinless).
+
+    The direct real-space assembly writes two-centre blocks, gathers grid potential matrices and
+    scatters three-centre (projector) products into flat arrays in this layout; the record is
+    built from them without any k-points. Edge lookups and element coordinates are vectorized.
+    """
+
+    def __init__(self, edge_index: np.ndarray, edge_R: np.ndarray, norb: np.ndarray) -> None:
+        self.edge_index = np.asarray(edge_index, dtype=np.int64).reshape(-1, 2)
+        self.edge_R = np.asarray(edge_R, dtype=np.int64).reshape(-1, 3)
+        self.norb = np.asarray(norb, dtype=np.int64)
+        self.n_atoms = len(self.norb)
+        self.atom_offsets = np.concatenate([[0], np.cumsum(self.norb)]).astype(np.int64)
+        i, j = self.edge_index.T
+        self.shape_i, self.shape_j = self.norb[i], self.norb[j]
+        self.offsets = np.concatenate([[0], np.cumsum(self.shape_i * self.shape_j)]).astype(np.int64)
+        keys = self._keys(i, j, self.edge_R)
+        self._order = np.argsort(keys)
+        self._sorted = keys[self._order]
+        if len(np.unique(keys)) != len(keys):
+            raise ValueError("edge list holds duplicate (i, j, R) entries")
+        self.reverse = self.find(j, i, -self.edge_R)
+
+    def _keys(self, i, j, R) -> np.ndarray:
+        Rs = np.asarray(R, dtype=np.int64).reshape(-1, 3) + (1 << 15)
+        return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * self.n_atoms + i) * self.n_atoms + j
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_index)
+
+    @property
+    def size(self) -> int:
+        return int(self.offsets[-1])
+
+    def find(self, i, j, R) -> np.ndarray:
+        """Edge index of each (i, j, R), -1 where absent (vectorized)."""
+        q = self._keys(np.asarray(i), np.asarray(j), R)
+        pos = np.clip(np.searchsorted(self._sorted, q), 0, max(len(self._sorted) - 1, 0))
+        return np.where(self._sorted[pos] == q, self._order[pos], -1)
+
+    def element_coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(edge, row, col)`` of every packed element; row/col are whole-cell orbital indices."""
+        e = np.repeat(np.arange(self.n_edges), self.shape_i * self.shape_j)
+        local = np.arange(self.size) - self.offsets[e]
+        m, n = np.divmod(local, self.shape_j[e])
+        i, j = self.edge_index[e].T
+        return e, self.atom_offsets[i] + m, self.atom_offsets[j] + n
+
+    def gather_displacement_matrices(self, V_xMM: np.ndarray, sdisp_xc: np.ndarray) -> tuple[np.ndarray, float]:
+        """Blocks of a grid potential matrix given per cell displacement, and the largest value dropped.
+
+        ``V_xMM[x]`` (whole cell) with ``V(k) = herm(V_0 + 2 sum_{x>0} exp(-2 pi i k.s_x) V_x)``
+        (GPAW's LCAO convention, ``s_x`` a half space of displacements): in real space
+        ``V(R = -s_x) = V_x``, ``V(R = s_x) = V_x^T`` and ``V(0) = (V_0 + V_0^T) / 2``.
+        """
+        e, row, col = self.element_coords()
+        sdisp = np.asarray(sdisp_xc, dtype=np.int64).reshape(-1, 3)
+        if len(sdisp) == 0 or sdisp[0].any():
+            raise ValueError("the first displacement must be zero")
+        R = self.edge_R[e]
+        disp_keys = {tuple(s): x for x, s in enumerate(sdisp)}
+        uR, inv = np.unique(self.edge_R, axis=0, return_inverse=True)
+        x_minus = np.array([disp_keys.get(tuple(-r), -1) for r in uR])[inv.reshape(-1)][e]
+        x_plus = np.array([disp_keys.get(tuple(r), -1) for r in uR])[inv.reshape(-1)][e]
+        out = np.zeros(self.size, dtype=V_xMM.dtype)
+        zero = ~R.any(axis=1)
+        out[zero] = 0.5 * (V_xMM[0, row[zero], col[zero]] + V_xMM[0, col[zero], row[zero]].conj())
+        sel = (x_minus > 0)
+        out[sel] = V_xMM[x_minus[sel], row[sel], col[sel]]
+        sel = (x_plus > 0) & ~zero
+        out[sel] = V_xMM[x_plus[sel], col[sel], row[sel]].conj()
+        # what the edges do not hold must vanish
+        covered = np.zeros((len(sdisp), self.n_atoms, self.n_atoms), dtype=bool)
+        i, j = self.edge_index.T
+        x_of_edge_minus = np.array([disp_keys.get(tuple(-r), -1) for r in uR])[inv.reshape(-1)]
+        x_of_edge_plus = np.array([disp_keys.get(tuple(r), -1) for r in uR])[inv.reshape(-1)]
+        ok = x_of_edge_minus >= 0
+        covered[x_of_edge_minus[ok], i[ok], j[ok]] = True
+        ok = x_of_edge_plus >= 0
+        covered[x_of_edge_plus[ok], j[ok], i[ok]] = True
+        covered[0] |= covered[0].T
+        mask = np.repeat(np.repeat(covered, self.norb, axis=1), self.norb, axis=2)
+        residual = float(np.abs(np.where(mask, 0.0, V_xMM)).max()) if V_xMM.size else 0.0
+        return out, residual
+
+    def scatter_three_centre(self, data: np.ndarray, P_stack: np.ndarray, X: np.ndarray,
+                             atoms: np.ndarray, cells: np.ndarray) -> None:
+        """``data += P^T X P`` over the orbitals one projector atom reaches, in place.
+
+        P_stack : (ni, K) projector overlaps ``<p_i^a | phi_m^b(cell)>`` of K orbitals, entry by
+            entry: ``atoms[k]``/``cells[k]`` hold the atom and lattice cell of orbital column k.
+        X : (ni, ni) the atom's matrix (PAW ``dH^*``/``dO`` or a SOC component).
+        Orbital k (atom b, cell R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1).
+        """
+        G = P_stack.T @ X @ P_stack  # (K, K)
+        K = len(atoms)
+        local = np.empty(K, dtype=np.int64)
+        # local orbital index of each column: position within its (atom, cell) run
+        starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
+        run = np.repeat(starts, np.diff(np.r_[starts, K]))
+        local[:] = np.arange(K) - run
+        ent = np.searchsorted(starts, np.arange(K), side="right") - 1
+        b, R1 = atoms[starts], cells[starts]
+        nE = len(starts)
+        pb, qc = np.meshgrid(np.arange(nE), np.arange(nE), indexing="ij")
+        E = self.find(b[pb.ravel()], b[qc.ravel()], R1[qc.ravel()] - R1[pb.ravel()]).reshape(nE, nE)
+        if (E < 0).any():
+            raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
+        e_uv = E[ent[:, None], ent[None, :]]
+        pos = self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]
+        if np.iscomplexobj(G):
+            data += (np.bincount(pos.ravel(), G.real.ravel(), minlength=self.size)
+                     + 1j * np.bincount(pos.ravel(), G.imag.ravel(), minlength=self.size))
+        else:
+            data += np.bincount(pos.ravel(), G.ravel(), minlength=self.size)
+
+    def spinful_from_components(self, h: np.ndarray, vx: np.ndarray, vy: np.ndarray,
+                                vz: np.ndarray) -> np.ndarray:
+        """Spin-major packed blocks ``[[h + vz, vx - i vy], [vx + i vy, h - vz]]`` (2n_i x 2n_j)."""
+        e = np.repeat(np.arange(self.n_edges), self.shape_i * self.shape_j)
+        local = np.arange(self.size) - self.offsets[e]
+        m, n = np.divmod(local, self.shape_j[e])
+        ni, nj = self.shape_i[e], self.shape_j[e]
+        off2 = 4 * self.offsets[e]
+        out = np.zeros(4 * self.size, dtype=np.complex128)
+        for s, t, val in ((0, 0, h + vz), (0, 1, vx - 1j * vy), (1, 0, vx + 1j * vy), (1, 1, h - vz)):
+            out[off2 + (s * ni + m) * (2 * nj) + t * nj + n] = val
+        return out
