@@ -616,8 +616,11 @@ class _GPAWRun:
         extra: dict[str, Any] = {"maxiter": c.maxiter}
         if c.convergence:
             extra["convergence"] = dict(c.convergence)
-        k = {"density": c.kpt_density, "gamma": True} if kpts == "scf" else {"size": (1, 1, 1), "gamma": True}
-        self.dft = DFT(self.atoms, **kw, h=c.h, kpts=k, converge=False, **extra)
+        if kpts == "scf":
+            k: dict[str, Any] = {"kpts": {"density": c.kpt_density, "gamma": True}}
+        else:  # Γ only, no symmetry analysis: nothing here depends on k-points or symmetry
+            k = {"kpts": {"size": (1, 1, 1), "gamma": True}, "symmetry": "off"}
+        self.dft = DFT(self.atoms, **kw, h=c.h, **k, converge=False, **extra)
         self.setups = self.dft.setups
         self.n_valence = float(self.dft.density.nvalence)
         self.ls = [[bf.get_angular_momentum_number() for bf in s.basis_functions_J] for s in self.setups]
@@ -697,10 +700,10 @@ class _GPAWRun:
             if not cols:
                 continue
             P_stack = np.concatenate(cols, axis=1)
-            entry = (P_stack, np.concatenate(atoms_k), np.concatenate(cells_k).astype(np.int64))
-            self.projector_entries[a] = entry
-            lay.scatter_three_centre(S, P_stack, np.asarray(self.setups[a].dO_ii), entry[1], entry[2])
             assert P_stack.shape[0] == ni_a[a]
+            self.projector_entries[a] = (P_stack, np.concatenate(atoms_k), np.concatenate(cells_k).astype(np.int64))
+        S += lay.three_centre_sum((P, np.asarray(self.setups[a].dO_ii), at, ce)
+                                  for a, (P, at, ce) in self.projector_entries.items())
         self.T_packed = T
         return S
 
@@ -712,20 +715,19 @@ class _GPAWRun:
         V_xMM = np.asarray(matcalc.V_sxMM[0])
         V, residual = lay.gather_displacement_matrices(V_xMM, np.asarray(ham.basis.sdisp_xc))
         self.residual[name] = residual
-        H = np.real_if_close(V).astype(float) + self.T_packed
-        for a, dH_ii in matcalc.dH_saii[0].items():
-            P_stack, atoms_k, cells_k = self.projector_entries[a]
-            dH_ii = np.asarray(dH_ii)
-            assert np.abs(dH_ii.imag).max(initial=0.0) < 1e-12, "complex PAW dH in a spin-paired run"
-            lay.scatter_three_centre(H, P_stack, dH_ii.real, atoms_k, cells_k)
+        dH_aii = {a: np.asarray(dH_ii) for a, dH_ii in matcalc.dH_saii[0].items()}
+        assert all(np.abs(d.imag).max(initial=0.0) < 1e-12 for d in dH_aii.values()), "complex PAW dH"
+        entries = self.projector_entries
+        H = np.real(V).astype(float) + self.T_packed
+        H += lay.three_centre_sum((*entries[a][:1], dH.real, *entries[a][1:]) for a, dH in dH_aii.items()
+                                  if a in entries)
         H *= Ha
         if not soc:
             return H
-        comps = [np.zeros(lay.size, complex) for _ in range(3)]
-        for a, dVL_vii in self.soc_atom_matrices(dft).items():
-            P_stack, atoms_k, cells_k = self.projector_entries[a]
-            for v in range(3):
-                lay.scatter_three_centre(comps[v], P_stack, np.asarray(dVL_vii[v]) * Ha, atoms_k, cells_k)
+        dVL = self.soc_atom_matrices(dft)
+        comps = [lay.three_centre_sum(((entries[a][0], np.asarray(dVL_vii[v]) * Ha, *entries[a][1:])
+                                       for a, dVL_vii in dVL.items() if a in entries), dtype=complex)
+                 for v in range(3)]
         return lay.spinful_from_components(H, *comps)
 
     def converge_scf(self) -> None:

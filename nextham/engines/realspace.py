@@ -248,36 +248,41 @@ class EdgeLayout:
         residual = float(np.abs(np.where(mask, 0.0, V_xMM)).max()) if V_xMM.size else 0.0
         return out, residual
 
-    def scatter_three_centre(self, data: np.ndarray, P_stack: np.ndarray, X: np.ndarray,
-                             atoms: np.ndarray, cells: np.ndarray) -> None:
-        """``data += P^T X P`` over the orbitals one projector atom reaches, in place.
+    def three_centre_sum(self, terms, dtype=np.float64) -> np.ndarray:
+        """Packed ``sum_a P_a^T X_a P_a`` over the orbitals each projector atom a reaches.
 
-        P_stack : (ni, K) projector overlaps ``<p_i^a | phi_m^b(cell)>`` of K orbitals, entry by
-            entry: ``atoms[k]``/``cells[k]`` hold the atom and lattice cell of orbital column k.
-        X : (ni, ni) the atom's matrix (PAW ``dH^*``/``dO`` or a SOC component).
-        Orbital k (atom b, cell R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1).
+        terms : iterable of ``(P_stack, X, atoms, cells)``: P_stack (ni, K) projector overlaps
+            ``<p_i^a | phi_m^b(cell)>`` of K orbital columns, grouped in runs of one (atom, cell);
+            ``atoms[k]``/``cells[k]`` the atom and lattice cell of column k; X (ni, ni) the atom's
+            matrix (PAW ``dH^*``/``dO`` or a SOC component).
+        Orbital k (atom b, cell R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1). One
+        ``bincount`` for all atoms; raises ValueError if a product falls outside the edge list.
         """
-        G = P_stack.T @ X @ P_stack  # (K, K)
-        K = len(atoms)
-        local = np.empty(K, dtype=np.int64)
-        # local orbital index of each column: position within its (atom, cell) run
-        starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
-        run = np.repeat(starts, np.diff(np.r_[starts, K]))
-        local[:] = np.arange(K) - run
-        ent = np.searchsorted(starts, np.arange(K), side="right") - 1
-        b, R1 = atoms[starts], cells[starts]
-        nE = len(starts)
-        pb, qc = np.meshgrid(np.arange(nE), np.arange(nE), indexing="ij")
-        E = self.find(b[pb.ravel()], b[qc.ravel()], R1[qc.ravel()] - R1[pb.ravel()]).reshape(nE, nE)
-        if (E < 0).any():
-            raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
-        e_uv = E[ent[:, None], ent[None, :]]
-        pos = self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]
-        if np.iscomplexobj(G):
-            data += (np.bincount(pos.ravel(), G.real.ravel(), minlength=self.size)
-                     + 1j * np.bincount(pos.ravel(), G.imag.ravel(), minlength=self.size))
+        positions, values = [], []
+        for P_stack, X, atoms, cells in terms:
+            G = P_stack.T @ X @ P_stack  # (K, K)
+            K = len(atoms)
+            starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
+            ent = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, K]))
+            local = np.arange(K) - starts[ent]
+            b, R1 = atoms[starts], cells[starts]
+            p, q = (x.ravel() for x in np.meshgrid(np.arange(len(starts)), np.arange(len(starts)), indexing="ij"))
+            E = self.find(b[p], b[q], R1[q] - R1[p]).reshape(len(starts), len(starts))
+            if (E < 0).any():
+                raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
+            e_uv = E[ent[:, None], ent[None, :]]
+            positions.append((self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]).ravel())
+            values.append(G.ravel())
+        out = np.zeros(self.size, dtype=dtype)
+        if not positions:
+            return out
+        pos, val = np.concatenate(positions), np.concatenate(values)
+        if np.iscomplexobj(val) or np.dtype(dtype).kind == "c":
+            out += np.bincount(pos, val.real, minlength=self.size)
+            out += 1j * np.bincount(pos, val.imag, minlength=self.size)
         else:
-            data += np.bincount(pos.ravel(), G.ravel(), minlength=self.size)
+            out += np.bincount(pos, val, minlength=self.size)
+        return out
 
     def spinful_from_components(self, h: np.ndarray, vx: np.ndarray, vy: np.ndarray,
                                 vz: np.ndarray) -> np.ndarray:
