@@ -221,6 +221,7 @@ class GPAWSettings:
     min_bvk_mesh: tuple[int, int, int] = (1, 1, 1)
     check_kpoints: int = 3
     method: str = "realspace"
+    drop_below: float = 1e-7
 
     def todict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -279,6 +280,36 @@ def _two_centre_expansions(setups, setup_choice: dict[str, str], basis: str) -> 
     pos = {k: n for n, k in enumerate(cache_key)}
     order = {species[k]: pos[k] for k in species}
     return _Expansions(O, T, P, phit_rc, pt_rc, np.array([order[i] for i in I_a], dtype=np.int64))
+
+
+# ---------------------------------------------------------------------------- storage
+def drop_negligible_edges(record: StructureRecord, tol: float) -> tuple[StructureRecord, dict[str, Any]]:
+    """``record`` without the edges whose every element of every matrix is below ``tol`` in magnitude
+    (an edge is kept when it or its Hermitian partner is not negligible; self-loops are kept).
+
+    Returns the record and ``{"tolerance", "count", "largest_dropped"}`` for the metadata.
+    """
+    info: dict[str, Any] = {"tolerance": float(tol), "count": 0, "largest_dropped": 0.0}
+    if tol <= 0 or record.n_edges == 0:
+        return record, info
+    edge_max = np.zeros(record.n_edges)
+    for name, data in record.blocks.items():
+        off = record.block_offsets(name)
+        edge_max = np.maximum(edge_max, np.maximum.reduceat(np.abs(data), off[:-1]))
+    keep = edge_max >= tol
+    keep |= keep[record.reverse_edges] | record.onsite_mask
+    if keep.all():
+        return record, info
+    info["count"] = int((~keep).sum())
+    info["largest_dropped"] = float(edge_max[~keep].max())
+    kept = np.flatnonzero(keep)
+    blocks = {}
+    for name, data in record.blocks.items():
+        off = record.block_offsets(name)
+        sizes = np.diff(off)[kept]
+        start = np.repeat(off[kept] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        blocks[name] = data[np.arange(int(sizes.sum())) + start]
+    return record.replace(edge_index=record.edge_index[kept], edge_R=record.edge_R[kept], blocks=blocks), info
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -380,6 +411,8 @@ class GPAWEngine(Engine):
             "h0_only": bool(h0_only),
             **check,
         }
+        record, dropped = drop_negligible_edges(record, c.drop_below)
+        metadata["dropped_edges"] = dropped
         record = record.replace(fermi_energy_eV=fermi, metadata=metadata)
         return translate_atoms(record, wrap_offsets).replace(positions=user_positions)
 

@@ -17,7 +17,7 @@ pytest.importorskip("gpaw")
 from nextham.engines.gpaw import GPAWEngine  # noqa: E402
 from nextham.physics.bands import eigenvalues  # noqa: E402
 
-FAST = dict(h=0.3, check_kpoints=2)
+FAST = dict(h=0.3, check_kpoints=2, drop_below=0.0)
 
 
 def block_differences(new, ref) -> dict[str, float]:
@@ -90,4 +90,29 @@ def cspbbr3() -> Atoms:
     ("SiGeC-P1", low_symmetry_cell()),
 ])
 def test_realspace_equals_bvk_path_default_settings(name, atoms, soc):
-    compare(atoms, soc=soc, h0_only=False)
+    compare(atoms, soc=soc, h0_only=False, drop_below=0.0)
+
+
+def test_negligible_edges_are_not_stored_and_bands_do_not_move():
+    """The default ``drop_below`` (1e-7) keeps bands within 1e-3 meV of the full record at the demo's
+    settings (GaAs with SOC, szp(dzp), h = 0.3 Å) and stores about a third of the blocks."""
+    from nextham.engines.gpaw import drop_negligible_edges
+
+    full = GPAWEngine(basis="szp(dzp)", h=0.3, check_kpoints=0, drop_below=0.0).compute(
+        bulk("GaAs", "zincblende", a=5.65), soc=True, h0_only=True)
+    cut, info = drop_negligible_edges(full, 1e-7)
+    cut.validate()
+    assert info["count"] > 0 and info["largest_dropped"] < 1e-7
+    ratio = sum(b.nbytes for b in cut.blocks.values()) / sum(b.nbytes for b in full.blocks.values())
+    assert ratio < 0.4, ratio
+    k = np.random.default_rng(0).random((12, 3))
+    for which in ("H0",):
+        e_full, _ = eigenvalues(full, k, which=which)
+        e_cut, _ = eigenvalues(cut, k, which=which)
+        assert 1000 * np.abs(e_cut - e_full).max() < 1e-3
+    # the edges kept are the same blocks as in the full record
+    idx = full.find_edges(cut.edge_index[:, 0], cut.edge_index[:, 1], cut.edge_R)
+    assert (idx >= 0).all()
+    for name in cut.blocks:
+        a, b = cut.block_list(name), full.block_list(name)
+        assert all(np.array_equal(a[e], b[idx[e]]) for e in range(cut.n_edges))
