@@ -2,7 +2,7 @@
 
 Every call into GPAW's internals lives in this module. They are not public API, so the engine
 needs exactly ``gpaw == 26.7.0`` (:data:`GPAW_VERSION`) and refuses any other version with a clear
-error; ``tests/engines/test_gpaw_internals.py`` exercises each internal so that a change breaks a
+error; ``tests/engines/test_gpaw.py`` and ``test_gpaw_realspace.py`` exercise each internal so that a change breaks a
 fast test, not a dataset.
 
 Method (docs/engine.md has the full account)
@@ -13,10 +13,14 @@ Method (docs/engine.md has the full account)
   conversion is the identity, checked numerically against GPAW's ``Y_L`` in the tests.
 * ``H0``: the Kohn-Sham Hamiltonian of the superposition of neutral-atom densities (GPAW's initial
   density), before any SCF step. ``H``: the converged SCF Hamiltonian. ``S``: the overlap.
-* Real space: the Bloch matrices ``M(k) = sum_R exp(+2 pi i k.R) M(R)`` are evaluated on a full
-  Γ-centred k-mesh whose Born-von Karman supercell separates all pairs within
-  ``rc_i + rc_j + 2 rc_proj`` (orbital cutoffs plus PAW projector reach), then Fourier transformed
-  (:mod:`nextham.engines.realspace`). The dropped remainder is stored as an aliasing check.
+* Real space (``method="realspace"``, default): S, T and the projector overlaps are evaluated per
+  atom pair and lattice offset from GPAW's two-centre expansions, V(R) per cell displacement from
+  GPAW's potential matrices, the PAW and SOC terms as three-centre sums over projector atoms; H
+  from the SCF's own DFT object after convergence. ``method="bvk"`` (reference, tests): Bloch
+  matrices on a full Γ-centred k-mesh whose Born-von Karman supercell separates all pairs, Fourier
+  transformed (:mod:`nextham.engines.realspace`).
+* Positions: GPAW wraps atoms into the cell; records keep the user's positions and R is relabelled
+  by the wrap offsets (``R = R_wrapped + n_i - n_j``), so every block sits on its geometric edge.
 * SCF on a Γ-centred Monkhorst-Pack mesh from a k-point density (``kpt_density`` points per Å^-1,
   ASE convention), with symmetry; Fermi-Dirac smearing. Spin-unpolarised (magnetic elements are
   computed non-magnetic: a documented limitation).
