@@ -720,7 +720,7 @@ class _GPAWRun:
         a_n, b_n, R_n, d_n = primitive_neighbor_list(
             "ijSd", np.ones(3, bool), self.cell_bohr, self.spos_ac @ self.cell_bohr,
             np.maximum(proj_reach, 1e-3), self_interaction=True)  # generous; filtered below
-        self.projector_entries: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.projector_entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a -> (P_stack, index)
         ni_a = [s.ni for s in self.setups]
         for a in range(len(self.setups)):
             cols, atoms_k, cells_k = [], [], []
@@ -738,9 +738,10 @@ class _GPAWRun:
                 continue
             P_stack = np.concatenate(cols, axis=1)
             assert P_stack.shape[0] == ni_a[a]
-            self.projector_entries[a] = (P_stack, np.concatenate(atoms_k), np.concatenate(cells_k).astype(np.int64))
-        S += lay.three_centre_sum((P, np.asarray(self.setups[a].dO_ii), at, ce)
-                                  for a, (P, at, ce) in self.projector_entries.items())
+            index = lay.three_centre_index(np.concatenate(atoms_k), np.concatenate(cells_k).astype(np.int64))
+            self.projector_entries[a] = (P_stack, index)
+        S += lay.three_centre_sum((P, np.asarray(self.setups[a].dO_ii), index)
+                                  for a, (P, index) in self.projector_entries.items())
         self.T_packed = T
         return S
 
@@ -756,13 +757,13 @@ class _GPAWRun:
         assert all(np.abs(d.imag).max(initial=0.0) < 1e-12 for d in dH_aii.values()), "complex PAW dH"
         entries = self.projector_entries
         H = np.real(V).astype(float) + self.T_packed
-        H += lay.three_centre_sum((*entries[a][:1], dH.real, *entries[a][1:]) for a, dH in dH_aii.items()
+        H += lay.three_centre_sum((entries[a][0], dH.real, entries[a][1]) for a, dH in dH_aii.items()
                                   if a in entries)
         H *= Ha
         if not soc:
             return H
         dVL = self.soc_atom_matrices(dft)
-        comps = [lay.three_centre_sum(((entries[a][0], np.asarray(dVL_vii[v]) * Ha, *entries[a][1:])
+        comps = [lay.three_centre_sum(((entries[a][0], np.asarray(dVL_vii[v]) * Ha, entries[a][1])
                                        for a, dVL_vii in dVL.items() if a in entries), dtype=complex)
                  for v in range(3)]
         return lay.spinful_from_components(H, *comps)

@@ -248,31 +248,37 @@ class EdgeLayout:
         residual = float(np.abs(np.where(mask, 0.0, V_xMM)).max()) if V_xMM.size else 0.0
         return out, residual
 
-    def three_centre_sum(self, terms, dtype=np.float64) -> np.ndarray:
-        """Packed ``sum_a P_a^T X_a P_a`` over the orbitals each projector atom a reaches.
+    def three_centre_index(self, atoms: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """Packed position of every element of ``P^T X P`` for one projector atom, flat (K*K,).
 
-        terms : iterable of ``(P_stack, X, atoms, cells)``: P_stack (ni, K) projector overlaps
-            ``<p_i^a | phi_m^b(cell)>`` of K orbital columns, grouped in runs of one (atom, cell);
-            ``atoms[k]``/``cells[k]`` the atom and lattice cell of column k; X (ni, ni) the atom's
-            matrix (PAW ``dH^*``/``dO`` or a SOC component).
-        Orbital k (atom b, cell R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1). One
-        ``bincount`` for all atoms; raises ValueError if a product falls outside the edge list.
+        ``atoms[k]``/``cells[k]``: the atom and lattice cell of orbital column k of the atom's
+        projector overlaps (columns grouped in runs of one (atom, cell)). Orbital k (atom b, cell
+        R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1). Raises ValueError if a product
+        falls outside the edge list.
+        """
+        K = len(atoms)
+        starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
+        ent = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, K]))
+        local = np.arange(K) - starts[ent]
+        b, R1 = atoms[starts], cells[starts]
+        p, q = (x.ravel() for x in np.meshgrid(np.arange(len(starts)), np.arange(len(starts)), indexing="ij"))
+        E = self.find(b[p], b[q], R1[q] - R1[p]).reshape(len(starts), len(starts))
+        if (E < 0).any():
+            raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
+        e_uv = E[ent[:, None], ent[None, :]]
+        return (self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]).ravel()
+
+    def three_centre_sum(self, terms, dtype=np.float64) -> np.ndarray:
+        """Packed ``sum_a P_a^T X_a P_a`` over projector atoms, one ``bincount`` for all.
+
+        terms : iterable of ``(P_stack, X, index)``: P_stack (ni, K) projector overlaps
+            ``<p_i^a | phi_m^b(cell)>``, X (ni, ni) the atom's matrix (PAW ``dH^*``/``dO`` or a
+            SOC component), index from :meth:`three_centre_index`.
         """
         positions, values = [], []
-        for P_stack, X, atoms, cells in terms:
-            G = P_stack.T @ X @ P_stack  # (K, K)
-            K = len(atoms)
-            starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
-            ent = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, K]))
-            local = np.arange(K) - starts[ent]
-            b, R1 = atoms[starts], cells[starts]
-            p, q = (x.ravel() for x in np.meshgrid(np.arange(len(starts)), np.arange(len(starts)), indexing="ij"))
-            E = self.find(b[p], b[q], R1[q] - R1[p]).reshape(len(starts), len(starts))
-            if (E < 0).any():
-                raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
-            e_uv = E[ent[:, None], ent[None, :]]
-            positions.append((self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]).ravel())
-            values.append(G.ravel())
+        for P_stack, X, index in terms:
+            positions.append(index)
+            values.append((P_stack.T @ X @ P_stack).ravel())
         out = np.zeros(self.size, dtype=dtype)
         if not positions:
             return out
