@@ -244,8 +244,9 @@ class EdgeLayout:
         ok = x_of_edge_plus >= 0
         covered[x_of_edge_plus[ok], j[ok], i[ok]] = True
         covered[0] |= covered[0].T
-        mask = np.repeat(np.repeat(covered, self.norb, axis=1), self.norb, axis=2)
-        residual = float(np.abs(np.where(mask, 0.0, V_xMM)).max()) if V_xMM.size else 0.0
+        starts = self.atom_offsets[:-1]
+        atom_max = np.maximum.reduceat(np.maximum.reduceat(np.abs(V_xMM), starts, axis=1), starts, axis=2)
+        residual = float(np.where(covered, 0.0, atom_max).max()) if V_xMM.size else 0.0
         return out, residual
 
     def three_centre_index(self, atoms: np.ndarray, cells: np.ndarray) -> np.ndarray:
