@@ -222,28 +222,27 @@ class EdgeLayout:
         sdisp = np.asarray(sdisp_xc, dtype=np.int64).reshape(-1, 3)
         if len(sdisp) == 0 or sdisp[0].any():
             raise ValueError("the first displacement must be zero")
-        R = self.edge_R[e]
         disp_keys = {tuple(s): x for x, s in enumerate(sdisp)}
         uR, inv = np.unique(self.edge_R, axis=0, return_inverse=True)
-        x_minus = np.array([disp_keys.get(tuple(-r), -1) for r in uR])[inv.reshape(-1)][e]
-        x_plus = np.array([disp_keys.get(tuple(r), -1) for r in uR])[inv.reshape(-1)][e]
+        inv = inv.reshape(-1)
+        # per edge: the displacement holding R = -s_x (block V_x) or R = +s_x (block V_x^T); -1: none
+        x_minus_edge = np.array([disp_keys.get(tuple(-r), -1) for r in uR], dtype=np.int64)[inv]
+        x_plus_edge = np.array([disp_keys.get(tuple(r), -1) for r in uR], dtype=np.int64)[inv]
+        x_minus, x_plus = x_minus_edge[e], x_plus_edge[e]
+        zero = ~self.edge_R[e].any(axis=1)
         out = np.zeros(self.size, dtype=V_xMM.dtype)
-        zero = ~R.any(axis=1)
         out[zero] = 0.5 * (V_xMM[0, row[zero], col[zero]] + V_xMM[0, col[zero], row[zero]].conj())
-        sel = (x_minus > 0)
+        sel = x_minus > 0
         out[sel] = V_xMM[x_minus[sel], row[sel], col[sel]]
         sel = (x_plus > 0) & ~zero
         out[sel] = V_xMM[x_plus[sel], col[sel], row[sel]].conj()
-        # what the edges do not hold must vanish
+        # what the edges do not hold must vanish: largest |V| over uncovered atom pairs
         covered = np.zeros((len(sdisp), self.n_atoms, self.n_atoms), dtype=bool)
         i, j = self.edge_index.T
-        x_of_edge_minus = np.array([disp_keys.get(tuple(-r), -1) for r in uR])[inv.reshape(-1)]
-        x_of_edge_plus = np.array([disp_keys.get(tuple(r), -1) for r in uR])[inv.reshape(-1)]
-        ok = x_of_edge_minus >= 0
-        covered[x_of_edge_minus[ok], i[ok], j[ok]] = True
-        ok = x_of_edge_plus >= 0
-        covered[x_of_edge_plus[ok], j[ok], i[ok]] = True
-        covered[0] |= covered[0].T
+        ok = x_minus_edge >= 0
+        covered[x_minus_edge[ok], i[ok], j[ok]] = True
+        ok = x_plus_edge >= 0
+        covered[x_plus_edge[ok], j[ok], i[ok]] = True
         starts = self.atom_offsets[:-1]
         atom_max = np.maximum.reduceat(np.maximum.reduceat(np.abs(V_xMM), starts, axis=1), starts, axis=2)
         residual = float(np.where(covered, 0.0, atom_max).max()) if V_xMM.size else 0.0
