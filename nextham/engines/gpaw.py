@@ -718,13 +718,10 @@ class _GPAWRun:
             if r != e:
                 S[off[r]:off[r + 1]] = O.T.ravel()
                 T[off[r]:off[r + 1]] = Tk.T.ravel()
-        # projector overlaps, per projector atom: columns = orbitals of (atom b, cell R) entries
-        from ase.neighborlist import primitive_neighbor_list
-
-        proj_reach = tci.pt_rc[I] + tci.phit_rc[I].max()
-        a_n, b_n, R_n, d_n = primitive_neighbor_list(
-            "ijSd", np.ones(3, bool), self.cell_bohr, self.spos_ac @ self.cell_bohr,
-            np.maximum(proj_reach, 1e-3), self_interaction=True)  # generous; filtered below
+        # projector overlaps, per projector atom: columns = orbitals of (atom b, cell R) entries.
+        # Every projector-orbital pair (d < rc_p(a) + rc_phi(b)) is an edge of the support.
+        near = d < tci.pt_rc[I[i_e]] + tci.phit_rc[I[j_e]]
+        a_n, b_n, R_n = i_e[near], j_e[near], R_e[near]
         self.projector_entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a -> (P_stack, index)
         ni_a = [s.ni for s in self.setups]
         for a in range(len(self.setups)):
@@ -733,8 +730,6 @@ class _GPAWRun:
             sel = sel[np.lexsort((R_n[sel, 2], R_n[sel, 1], R_n[sel, 0], b_n[sel]))]
             for n in sel:
                 b = int(b_n[n])
-                if d_n[n] >= tci.pt_rc[I[a]] + tci.phit_rc[I[b]]:
-                    continue
                 P = self._displacement_block(tci.P_II[I[a], I[b]], a, b, R_n[n])  # (ni, nb)
                 cols.append(P)
                 atoms_k.append(np.full(P.shape[1], b))
