@@ -32,11 +32,11 @@ from ase.data import chemical_symbols
 
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.record import StructureRecord, hermitian_error
+from ..structure.lattice_shift import translate_edges
 from . import abacus_csr
 from .abacus_csr import CSRFile
 from .abacus_stru import (Geometry, basis_from_orbital_name, element_of_label, read_input,
                           read_orbital_header, read_running_log, read_stru, write_stru)
-from ..structure.lattice_shift import translate_edges
 from .assemble import Elements, attach_h0, build_record, orbital_tables
 from .errors import FormatError
 
