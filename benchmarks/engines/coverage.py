@@ -49,7 +49,7 @@ def main() -> None:
                 err = float(1000 * np.abs(e[:, :ref.shape[1]] - ref).max())
             rows.append({"formula": rec.to_atoms().get_chemical_formula(), "n_orbitals": rec.n_orbitals,
                          "t_H0": round(t["t_H0"], 2), "t_SCF": round(t.get("t_SCF", float("nan")), 2),
-                         "t_total": round(t["t_total"], 2), "bvk_mesh": rec.metadata["bvk_mesh"],
+                         "t_total": round(t["t_total"], 2), "method": rec.metadata.get("method"), "bvk_mesh": rec.metadata.get("bvk_mesh"),
                          "band_check_max_err_meV": err})
     failures = {v.get("name"): v["reason"] for v in status.values() if v["state"] == "failed"}
     t_tot = [r["t_total"] for r in rows]

@@ -53,7 +53,7 @@ def main() -> None:
             e, _ = eigenvalues(rec, k, which=name)
             errs[name] = float(1000 * np.abs(e[:, :ref.shape[1]] - ref).max())
         out["soc" if soc else "no_soc"] = {"max_err_meV": errs, "timings": md["timings"], "wall_s": wall,
-                                           "bvk_mesh": md["bvk_mesh"], "scf_kpts": md["scf_kpts"],
+                                           "method": md.get("method"), "bvk_mesh": md.get("bvk_mesh"), "scf_kpts": md["scf_kpts"],
                                            "n_orbitals": rec.n_orbitals, "n_edges": rec.n_edges,
                                            "realspace_residual": md["realspace_residual"],
                                            "fermi_energy_eV": rec.fermi_energy_eV}

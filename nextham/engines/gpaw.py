@@ -2,8 +2,8 @@
 
 Every call into GPAW's internals lives in this module. They are not public API, so the engine
 needs exactly ``gpaw == 26.7.0`` (:data:`GPAW_VERSION`) and refuses any other version with a clear
-error; ``tests/engines/test_gpaw.py`` exercises each internal so that a change breaks a test,
-not a dataset.
+error; ``tests/engines/test_gpaw.py`` and ``test_gpaw_realspace.py`` exercise each internal so that a change breaks a
+fast test, not a dataset.
 
 Method (docs/engine.md has the full account)
 ---------------------------------------------
@@ -13,10 +13,14 @@ Method (docs/engine.md has the full account)
   conversion is the identity, checked numerically against GPAW's ``Y_L`` in the tests.
 * ``H0``: the Kohn-Sham Hamiltonian of the superposition of neutral-atom densities (GPAW's initial
   density), before any SCF step. ``H``: the converged SCF Hamiltonian. ``S``: the overlap.
-* Real space: the Bloch matrices ``M(k) = sum_R exp(+2 pi i k.R) M(R)`` are evaluated on a full
-  Γ-centred k-mesh whose Born-von Karman supercell separates all pairs within
-  ``rc_i + rc_j + 2 rc_proj`` (orbital cutoffs plus PAW projector reach), then Fourier transformed
-  (:mod:`nextham.engines.realspace`). The dropped remainder is stored as an aliasing check.
+* Real space (``method="realspace"``, default): S, T and the projector overlaps are evaluated per
+  atom pair and lattice offset from GPAW's two-centre expansions, V(R) per cell displacement from
+  GPAW's potential matrices, the PAW and SOC terms as three-centre sums over projector atoms; H
+  from the SCF's own DFT object after convergence. ``method="bvk"`` (reference, tests): Bloch
+  matrices on a full Γ-centred k-mesh whose Born-von Karman supercell separates all pairs, Fourier
+  transformed (:mod:`nextham.engines.realspace`).
+* Positions: GPAW wraps atoms into the cell; records keep the user's positions and R is relabelled
+  by the wrap offsets (``R = R_wrapped + n_i - n_j``), so every block sits on its geometric edge.
 * SCF on a Γ-centred Monkhorst-Pack mesh from a k-point density (``kpt_density`` points per Å^-1,
   ASE convention), with symmetry; Fermi-Dirac smearing. Spin-unpolarised (magnetic elements are
   computed non-magnetic: a documented limitation).
@@ -47,8 +51,9 @@ from ase.units import Bohr, Ha
 
 from ..basis.orbitals import Basis, ElementBasis
 from ..blocks.record import StructureRecord
+from ..structure.lattice_shift import translate_atoms
 from .base import Engine, EngineError, EngineInputError, EngineUnavailable, register_engine
-from .realspace import bloch_to_realspace, bvk_mesh, mesh_index, pair_support
+from .realspace import EdgeLayout, bloch_to_realspace, bvk_mesh, mesh_index, mesh_kpoints, pair_support
 
 GPAW_VERSION = "26.7.0"
 """The only GPAW version whose internals this module is written against."""
@@ -169,6 +174,27 @@ def gpaw_shell_permutation(l: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(2 * l + 1), np.ones(2 * l + 1)
 
 
+# ---------------------------------------------------------------------------- positions and R
+def wrapped_into_cell(atoms: Atoms) -> tuple[Atoms, np.ndarray]:
+    """``(atoms with fractional coordinates in [0, 1), n)`` with ``frac_user = frac_wrapped + n``.
+
+    GPAW places every atom at ``atoms.get_scaled_positions()`` (wrapped into the cell) and labels
+    orbital j's cell R relative to that wrapped position. The engine computes on the wrapped atoms
+    (so GPAW's wrap is the identity) and the record keeps the user's positions with R relabelled
+    (:func:`nextham.structure.lattice_shift.translate_atoms`: ``R = R_wrapped + n_i - n_j``).
+    """
+    user = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+    frac = user.get_scaled_positions(wrap=False)
+    wrapped_frac = user.get_scaled_positions(wrap=True)  # what GPAW uses
+    wrapped = Atoms(numbers=atoms.numbers, scaled_positions=wrapped_frac, cell=atoms.cell, pbc=True)
+    if np.abs(wrapped.get_scaled_positions(wrap=True) - wrapped_frac).max() > 1e-12:
+        raise EngineError("wrapping the atoms into the cell is not idempotent")
+    offsets = np.rint(frac - wrapped_frac).astype(np.int64)
+    if np.abs(frac - wrapped_frac - offsets).max() > 1e-8:
+        raise EngineError("wrapping the atoms into the cell did not shift them by lattice vectors")
+    return wrapped, offsets
+
+
 # ---------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class GPAWSettings:
@@ -185,6 +211,13 @@ class GPAWSettings:
     maxiter : SCF iteration limit.
     min_bvk_mesh : lower bound of the real-space transform mesh.
     check_kpoints : number of off-mesh k-points with stored engine eigenvalues (0 = no check).
+    method : ``"realspace"`` (direct assembly per lattice offset, default) or ``"bvk"`` (the
+        reference path: Bloch matrices on a Born-von Karman k-mesh, Fourier transformed).
+    drop_below : edges (with their Hermitian partners) whose S, H0 and H elements are all below this
+        (eV; S dimensionless) are not stored; self-loops always are. 0 (default) keeps every pair
+        within the orbital + projector reach. Safe only with a well-conditioned overlap: with
+        ``szp(dzp)`` 1e-7 keeps bands within 1e-4 meV at about a third of the bytes, but with
+        ``dzp`` (smallest eigenvalue of S(k) ~4e-5 in Si) even 1e-9 moves bands by 0.014 meV.
     """
 
     basis: str = "dzp"
@@ -197,11 +230,96 @@ class GPAWSettings:
     maxiter: int = 300
     min_bvk_mesh: tuple[int, int, int] = (1, 1, 1)
     check_kpoints: int = 3
+    method: str = "realspace"
+    drop_below: float = 0.0
 
     def todict(self) -> dict[str, Any]:
         d = asdict(self)
         d["min_bvk_mesh"] = list(self.min_bvk_mesh)
         return d
+
+
+# ---------------------------------------------------------------------------- two-centre expansions
+def lexicographic_sign(R: np.ndarray) -> np.ndarray:
+    """+1, 0 or -1: the sign of the first non-zero component of each row of R."""
+    R = np.asarray(R)
+    nz = R != 0
+    first = np.argmax(nz, axis=1)
+    return np.where(nz.any(axis=1), np.sign(R[np.arange(len(R)), first]), 0)
+
+
+@dataclass
+class _Expansions:
+    """GPAW's two-centre expansions per species pair (O: overlap, T: kinetic, P: projector-orbital),
+    radial cutoffs per species (Bohr) and the species index of each atom."""
+
+    O_II: Any
+    T_II: Any
+    P_II: Any
+    phit_rc: np.ndarray
+    pt_rc: np.ndarray
+    I_a: np.ndarray
+
+
+_EXPANSIONS_CACHE: dict[tuple, tuple] = {}
+
+
+def _two_centre_expansions(setups, setup_choice: dict[str, str], basis: str) -> _Expansions:
+    """:class:`gpaw.lcao.tci.TCIExpansions` of the structure's species, cached per set of species
+    (the expansions depend on the setups and basis sets only, not on positions)."""
+    from gpaw.lcao.tci import TCIExpansions
+
+    species: dict[tuple, int] = {}
+    first_setup = {}
+    I_a = []
+    for s in setups:
+        key = (s.symbol, setup_choice.get(s.symbol, "paw"), basis, s.Z)
+        if key not in species:
+            species[key] = len(species)
+            first_setup[key] = s
+        I_a.append(species[key])
+    cache_key = tuple(sorted(species))
+    if cache_key not in _EXPANSIONS_CACHE:
+        ordered = [first_setup[k] for k in cache_key]
+        tci = TCIExpansions([s.basis_functions_J for s in ordered], [s.pt_j for s in ordered],
+                            list(range(len(ordered))))
+        _EXPANSIONS_CACHE[cache_key] = (tci.O_expansions.tsoe_II, tci.T_expansions.tsoe_II,
+                                        tci.P_expansions.tsoe_II, np.array(tci.phit_rcmax_I),
+                                        np.array(tci.pt_rcmax_I))
+    O, T, P, phit_rc, pt_rc = _EXPANSIONS_CACHE[cache_key]
+    pos = {k: n for n, k in enumerate(cache_key)}
+    order = {species[k]: pos[k] for k in species}
+    return _Expansions(O, T, P, phit_rc, pt_rc, np.array([order[i] for i in I_a], dtype=np.int64))
+
+
+# ---------------------------------------------------------------------------- storage
+def drop_negligible_edges(record: StructureRecord, tol: float) -> tuple[StructureRecord, dict[str, Any]]:
+    """``record`` without the edges whose every element of every matrix is below ``tol`` in magnitude
+    (an edge is kept when it or its Hermitian partner is not negligible; self-loops are kept).
+
+    Returns the record and ``{"tolerance", "count", "largest_dropped"}`` for the metadata.
+    """
+    info: dict[str, Any] = {"tolerance": float(tol), "count": 0, "largest_dropped": 0.0}
+    if tol <= 0 or record.n_edges == 0:
+        return record, info
+    edge_max = np.zeros(record.n_edges)
+    for name, data in record.blocks.items():
+        off = record.block_offsets(name)
+        edge_max = np.maximum(edge_max, np.maximum.reduceat(np.abs(data), off[:-1]))
+    keep = edge_max >= tol
+    keep |= keep[record.reverse_edges] | record.onsite_mask
+    if keep.all():
+        return record, info
+    info["count"] = int((~keep).sum())
+    info["largest_dropped"] = float(edge_max[~keep].max())
+    kept = np.flatnonzero(keep)
+    blocks = {}
+    for name, data in record.blocks.items():
+        off = record.block_offsets(name)
+        sizes = np.diff(off)[kept]
+        start = np.repeat(off[kept] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        blocks[name] = data[np.arange(int(sizes.sum())) + start]
+    return record.replace(edge_index=record.edge_index[kept], edge_R=record.edge_R[kept], blocks=blocks), info
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -219,6 +337,8 @@ class GPAWEngine(Engine):
             raise ValueError(f"unknown GPAW engine setting(s) {sorted(unknown)}; "
                              f"known: {sorted(GPAWSettings.__dataclass_fields__)}")
         self.config = GPAWSettings(**settings)
+        if self.config.method not in ("realspace", "bvk"):
+            raise ValueError(f"unknown GPAW engine method {self.config.method!r} (use 'realspace' or 'bvk')")
 
     def settings(self) -> dict[str, Any]:
         return self.config.todict()
@@ -264,37 +384,16 @@ class GPAWEngine(Engine):
         """S, H0 and (unless ``h0_only``) H of ``atoms``; spinful H0/H with spin-orbit when ``soc``."""
         import_gpaw()
         self.check_input(atoms)
-        atoms = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+        user_positions = np.array(atoms.positions, dtype=np.float64)
+        atoms, wrap_offsets = wrapped_into_cell(atoms)
         c = self.config
         t_start = time.perf_counter()
         try:
             run = _GPAWRun(atoms, c)
-            t0 = time.perf_counter()
-            run.build_bvk()
-            S_k, H0_k = run.bvk_matrices(run.bvk.potential)
-            mats = {"S": S_k, "H0": H0_k}
-            spinful = {"S": False, "H0": bool(soc), "H": bool(soc)}
-            if soc:
-                mats["H0"] = run.add_soc(H0_k, run.bvk)
-            t_h0_mats = time.perf_counter() - t0
-            realspace_h0 = bloch_to_realspace({k: mats[k] for k in ("S", "H0")}, run.mesh, run.support,
-                                              run.atom_offsets, spinful=spinful,
-                                              real={"S": True, "H0": not soc})
-            t_H0 = time.perf_counter() - t0
-            fermi = None
-            timings = {"t_H0": t_H0, "t_H0_matrices": t_h0_mats}
-            realspace_h = None
-            if not h0_only:
-                t1 = time.perf_counter()
-                run.scf()
-                _, H_k = run.bvk_matrices(run.scf_dft.potential, overlap=False)
-                if soc:
-                    H_k = run.add_soc(H_k, run.scf_dft)
-                realspace_h = bloch_to_realspace({"H": H_k}, run.mesh, run.support, run.atom_offsets,
-                                                 spinful=spinful, real={"H": not soc})
-                timings["t_SCF"] = time.perf_counter() - t1
-                timings["t_SCF_only"] = run.t_scf
-                fermi = run.fermi_level_eV()
+            if c.method == "realspace":
+                record, extra, timings, fermi = self._compute_realspace(run, soc, h0_only)
+            else:
+                record, extra, timings, fermi = self._compute_bvk(run, soc, h0_only)
             t2 = time.perf_counter()
             check = run.check_eigenvalues(c.check_kpoints, soc, h0_only)
             timings["t_check"] = time.perf_counter() - t2
@@ -303,13 +402,6 @@ class GPAWEngine(Engine):
         except Exception as exc:
             raise EngineError(f"GPAW failed on {atoms.get_chemical_formula()}: "
                               f"{type(exc).__name__}: {exc}") from exc
-        matrices = dict(realspace_h0.matrices)
-        residual = dict(realspace_h0.residual)
-        imag = dict(realspace_h0.imag)
-        if realspace_h is not None:
-            matrices.update(realspace_h.matrices)
-            residual.update(realspace_h.residual)
-            imag.update(realspace_h.imag)
         timings["t_total"] = time.perf_counter() - t_start
         metadata = {
             "engine": self.name,
@@ -317,12 +409,10 @@ class GPAWEngine(Engine):
             "versions": self.versions(),
             "setups": run.setup_choice,
             "timings": timings,
-            "bvk_mesh": list(run.mesh),
+            **extra,
             "scf_kpts": run.scf_kpts_info(),
             "n_valence": run.n_valence,
             "pair_cutoff_radii_A": run.radii.tolist(),
-            "realspace_residual": residual,
-            "realspace_max_imag": imag,
             "soc": bool(soc),
             "soc_method": ("second variation: scalar-relativistic SCF, SOC from gpaw.spinorbit.soc "
                            "per-atom matrices and projector overlaps added to H0 and H") if soc else None,
@@ -330,10 +420,79 @@ class GPAWEngine(Engine):
             "h0_only": bool(h0_only),
             **check,
         }
-        basis = run.nextham_basis()
-        record = StructureRecord.from_dense(atoms, basis, matrices, spinful=bool(soc),
-                                            fermi_energy_eV=fermi, metadata=metadata)
-        return record
+        record, dropped = drop_negligible_edges(record, c.drop_below)
+        metadata["dropped_edges"] = dropped
+        record = record.replace(fermi_energy_eV=fermi, metadata=metadata)
+        return translate_atoms(record, wrap_offsets).replace(positions=user_positions)
+
+    def _compute_realspace(self, run: "_GPAWRun", soc: bool, h0_only: bool):
+        """Direct real-space assembly (no k-points): S, T, projector overlaps per lattice offset from
+        GPAW's two-centre integrals, V(R) per cell displacement from the grid, PAW and SOC terms
+        as three-centre sums; H from the SCF's own potential and basis functions."""
+        t0 = time.perf_counter()
+        run.build_scf_object(kpts=None if h0_only else "scf")
+        t_setup = time.perf_counter() - t0
+        blocks = {"S": run.realspace_two_centre()}
+        blocks["H0"] = run.realspace_hamiltonian(run.dft, soc, "H0")
+        t_H0 = time.perf_counter() - t0
+        t_check = time.perf_counter()
+        run.h0_check_eigenvalues(soc)
+        timings = {"t_H0": t_H0, "t_H0_gpaw_setup": t_setup, "t_check_H0": time.perf_counter() - t_check}
+        fermi = None
+        if not h0_only:
+            t1 = time.perf_counter()
+            run.converge_scf()
+            t2 = time.perf_counter()
+            blocks["H"] = run.realspace_hamiltonian(run.dft, soc, "H")
+            timings["t_H_extraction"] = time.perf_counter() - t2
+            timings["t_SCF"] = time.perf_counter() - t1
+            timings["t_SCF_only"] = run.t_scf
+            fermi = run.fermi_level_eV(run.dft)
+        lay = run.layout
+        record = StructureRecord(cell=run.atoms.cell.array, positions=run.atoms.positions,
+                                 numbers=run.atoms.numbers, pbc=True, basis=run.nextham_basis(),
+                                 edge_index=lay.edge_index, edge_R=lay.edge_R, blocks=blocks,
+                                 spinful=bool(soc))
+        extra = {"method": "realspace", "realspace_residual": dict(run.residual)}
+        return record, extra, timings, fermi
+
+    def _compute_bvk(self, run: "_GPAWRun", soc: bool, h0_only: bool):
+        """Reference path: Bloch matrices on a full Born-von Karman k-mesh, Fourier transformed."""
+        t0 = time.perf_counter()
+        run.build_bvk()
+        S_k, H0_k = run.bvk_matrices(run.bvk.potential)
+        mats = {"S": S_k, "H0": H0_k}
+        spinful = {"S": False, "H0": bool(soc), "H": bool(soc)}
+        if soc:
+            mats["H0"] = run.add_soc(H0_k, run.bvk)
+        t_h0_mats = time.perf_counter() - t0
+        realspace_h0 = bloch_to_realspace({k: mats[k] for k in ("S", "H0")}, run.mesh, run.support,
+                                          run.atom_offsets, spinful=spinful,
+                                          real={"S": True, "H0": not soc})
+        t_H0 = time.perf_counter() - t0
+        fermi = None
+        timings = {"t_H0": t_H0, "t_H0_matrices": t_h0_mats}
+        matrices = dict(realspace_h0.matrices)
+        residual = dict(realspace_h0.residual)
+        imag = dict(realspace_h0.imag)
+        if not h0_only:
+            t1 = time.perf_counter()
+            run.scf()
+            _, H_k = run.bvk_matrices(run.scf_dft.potential, overlap=False)
+            if soc:
+                H_k = run.add_soc(H_k, run.scf_dft)
+            realspace_h = bloch_to_realspace({"H": H_k}, run.mesh, run.support, run.atom_offsets,
+                                             spinful=spinful, real={"H": not soc})
+            timings["t_SCF"] = time.perf_counter() - t1
+            timings["t_SCF_only"] = run.t_scf
+            fermi = run.fermi_level_eV(run.scf_dft)
+            matrices.update(realspace_h.matrices)
+            residual.update(realspace_h.residual)
+            imag.update(realspace_h.imag)
+        record = StructureRecord.from_dense(run.atoms, run.nextham_basis(), matrices, spinful=bool(soc))
+        extra = {"method": "bvk", "bvk_mesh": list(run.mesh), "realspace_residual": residual,
+                 "realspace_max_imag": imag}
+        return record, extra, timings, fermi
 
 
 class _GPAWRun:
@@ -346,7 +505,10 @@ class _GPAWRun:
         self.setup_choice = choose_setups(symbols, config.setups, config.xc, config.basis)
         self.bvk = None
         self.scf_dft = None
+        self.dft = None
+        self.h0_check = None
         self.t_scf = 0.0
+        self.residual: dict[str, float] = {}
 
     def common(self) -> dict[str, Any]:
         c = self.config
@@ -479,6 +641,146 @@ class _GPAWRun:
             out[:, n:, n:] -= Vz
         return out
 
+
+    # ------------------------------------------------------------------ direct real-space assembly
+    def build_scf_object(self, kpts: str | None) -> None:
+        """GPAW's DFT object before any SCF step (initial density = superposed atoms).
+
+        ``kpts="scf"``: the SCF's own k-mesh (the same object is converged later for H);
+        ``None``: Γ only (H0-only runs: no k-points are needed in real space). The LCAO dtype is
+        complex either way so that GPAW's basis functions keep one potential matrix per cell
+        displacement.
+        """
+        from gpaw.new.calculation import DFT
+
+        c = self.config
+        kw = self.common()
+        extra: dict[str, Any] = {"maxiter": c.maxiter}
+        if c.convergence:
+            extra["convergence"] = dict(c.convergence)
+        if kpts == "scf":
+            k: dict[str, Any] = {"kpts": {"density": c.kpt_density, "gamma": True}}
+        else:  # Γ only, no symmetry analysis: nothing here depends on k-points or symmetry
+            k = {"kpts": {"size": (1, 1, 1), "gamma": True}, "symmetry": "off"}
+        self.dft = DFT(self.atoms, **kw, h=c.h, **k, converge=False, **extra)
+        self.setups = self.dft.setups
+        self.n_valence = float(self.dft.density.nvalence)
+        self.ls = [[bf.get_angular_momentum_number() for bf in s.basis_functions_J] for s in self.setups]
+        norb = np.array([sum(2 * l + 1 for l in x) for x in self.ls])
+        self.atom_offsets = np.concatenate([[0], np.cumsum(norb)]).astype(np.int64)
+        for x in self.ls:
+            for l in x:
+                idx, sign = gpaw_shell_permutation(l)
+                assert np.array_equal(idx, np.arange(2 * l + 1)) and (sign == 1).all()
+        self.spos_ac = np.asarray(self.dft.relpos_ac, dtype=float)  # GPAW's (wrapped) positions
+        self.cell_bohr = self.atoms.cell.array / Bohr
+        self.tci = _two_centre_expansions(self.setups, self.setup_choice, c.basis)
+        rc_orb = self.tci.phit_rc[self.tci.I_a] * Bohr
+        rc_proj = self.tci.pt_rc[self.tci.I_a].max() * Bohr
+        self.radii = rc_orb + rc_proj
+        positions = self.spos_ac @ self.atoms.cell.array
+        support = pair_support(self.atoms.cell.array, positions, self.radii)
+        self.layout = EdgeLayout(support.edge_index, support.edge_R, norb)
+
+    def h0_check_eigenvalues(self, soc: bool) -> None:
+        """GPAW's own eigenvalues of the initial density (before the SCF moves it), for the check."""
+        if self.config.check_kpoints > 0:
+            self.h0_check = self._own_eigenvalues(self.dft, CHECK_KPOINTS[:self.config.check_kpoints], soc)
+
+    def _displacement_block(self, oe, a1: int, a2: int, R: np.ndarray) -> np.ndarray:
+        """GPAW's two-centre integral between atom a1 (cell 0) and atom a2 in cell R."""
+        from gpaw.lcao.overlap import AtomicDisplacement
+
+        R_c = (self.spos_ac[a2] + R - self.spos_ac[a1]) @ self.cell_bohr
+        return AtomicDisplacement(None, a1, a2, R_c, R, None).overlap_without_phases(oe)
+
+    def realspace_two_centre(self) -> np.ndarray:
+        """S and T per edge (two-centre integrals + PAW overlap correction) and the projector
+        overlaps ``<p^a | phi_b(R)>`` per lattice offset; S is returned, T and P are kept."""
+        lay, tci = self.layout, self.tci
+        S = np.zeros(lay.size)
+        T = np.zeros(lay.size)
+        I = tci.I_a
+        i_e, j_e = lay.edge_index.T
+        R_e = lay.edge_R
+        d = np.linalg.norm((self.spos_ac[j_e] + R_e - self.spos_ac[i_e]) @ self.cell_bohr, axis=1)
+        reach = tci.phit_rc[I[i_e]] + tci.phit_rc[I[j_e]]
+        # one of each Hermitian pair: (i < j) or (i == j and R >= 0 lexicographically)
+        first = (i_e < j_e) | ((i_e == j_e) & (lexicographic_sign(R_e) >= 0))
+        off = lay.offsets
+        for e in np.flatnonzero(first & (d < reach)):
+            a1, a2, R = int(i_e[e]), int(j_e[e]), R_e[e]
+            O = self._displacement_block(tci.O_II[I[a1], I[a2]], a1, a2, R)
+            Tk = self._displacement_block(tci.T_II[I[a1], I[a2]], a1, a2, R)
+            S[off[e]:off[e + 1]] = O.ravel()
+            T[off[e]:off[e + 1]] = Tk.ravel()
+            r = lay.reverse[e]
+            if r != e:
+                S[off[r]:off[r + 1]] = O.T.ravel()
+                T[off[r]:off[r + 1]] = Tk.T.ravel()
+        # projector overlaps, per projector atom: columns = orbitals of (atom b, cell R) entries.
+        # Every projector-orbital pair (d < rc_p(a) + rc_phi(b)) is an edge of the support.
+        near = d < tci.pt_rc[I[i_e]] + tci.phit_rc[I[j_e]]
+        a_n, b_n, R_n = i_e[near], j_e[near], R_e[near]
+        self.projector_entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a -> (P_stack, index)
+        ni_a = [s.ni for s in self.setups]
+        for a in range(len(self.setups)):
+            cols, atoms_k, cells_k = [], [], []
+            sel = np.flatnonzero(a_n == a)
+            sel = sel[np.lexsort((R_n[sel, 2], R_n[sel, 1], R_n[sel, 0], b_n[sel]))]
+            for n in sel:
+                b = int(b_n[n])
+                P = self._displacement_block(tci.P_II[I[a], I[b]], a, b, R_n[n])  # (ni, nb)
+                cols.append(P)
+                atoms_k.append(np.full(P.shape[1], b))
+                cells_k.append(np.repeat(R_n[n][None], P.shape[1], axis=0))
+            if not cols:
+                continue
+            P_stack = np.concatenate(cols, axis=1)
+            assert P_stack.shape[0] == ni_a[a]
+            index = lay.three_centre_index(np.concatenate(atoms_k), np.concatenate(cells_k).astype(np.int64))
+            self.projector_entries[a] = (P_stack, index)
+        S += lay.three_centre_sum((P, np.asarray(self.setups[a].dO_ii), index)
+                                  for a, (P, index) in self.projector_entries.items())
+        self.T_packed = T
+        return S
+
+    def realspace_hamiltonian(self, dft, soc: bool, name: str) -> np.ndarray:
+        """H(R) (eV, packed) of ``dft``'s present potential: T + V(R) + PAW (+ SOC, spin-major)."""
+        lay = self.layout
+        ham = dft.scf_loop.hamiltonian
+        matcalc = ham.create_hamiltonian_matrix_calculator(dft.potential)
+        V_xMM = np.asarray(matcalc.V_sxMM[0])
+        V, residual = lay.gather_displacement_matrices(V_xMM, np.asarray(ham.basis.sdisp_xc))
+        self.residual[name] = residual
+        dH_aii = {a: np.asarray(dH_ii) for a, dH_ii in matcalc.dH_saii[0].items()}
+        assert all(np.abs(d.imag).max(initial=0.0) < 1e-12 for d in dH_aii.values()), "complex PAW dH"
+        entries = self.projector_entries
+        H = np.real(V).astype(float) + self.T_packed
+        H += lay.three_centre_sum((entries[a][0], dH.real, entries[a][1]) for a, dH in dH_aii.items()
+                                  if a in entries)
+        H *= Ha
+        if not soc:
+            return H
+        dVL = self.soc_atom_matrices(dft)
+        comps = [lay.three_centre_sum(((entries[a][0], np.asarray(dVL_vii[v]) * Ha, entries[a][1])
+                                       for a, dVL_vii in dVL.items() if a in entries), dtype=complex)
+                 for v in range(3)]
+        return lay.spinful_from_components(H, *comps)
+
+    def converge_scf(self) -> None:
+        """Run the SCF on :meth:`build_scf_object`'s DFT object (its own k-mesh and basis)."""
+        t = time.perf_counter()
+        try:
+            self.dft.converge()
+        except Exception as exc:
+            if type(exc).__name__ == "KohnShamConvergenceError":
+                raise EngineError(f"SCF did not converge within {self.config.maxiter} iterations "
+                                  f"({self.atoms.get_chemical_formula()})") from exc
+            raise
+        self.t_scf = time.perf_counter() - t
+        self.scf_dft = self.dft
+
     # ------------------------------------------------------------------ SCF
     def scf(self) -> None:
         from gpaw.new.calculation import DFT
@@ -506,8 +808,8 @@ class _GPAWRun:
         return {"size": [int(x) for x in ibz.bz.size_c] if hasattr(ibz.bz, "size_c") else None,
                 "n_ibz": int(len(ibz.kpt_kc)), "density": self.config.kpt_density}
 
-    def fermi_level_eV(self) -> float:
-        return float(self.scf_dft.ibzwfs.fermi_level * Ha)
+    def fermi_level_eV(self, dft) -> float:
+        return float(dft.ibzwfs.fermi_level * Ha)
 
     # ------------------------------------------------------------------ GPAW's own eigenvalues
     def _own_eigenvalues(self, dft, kpts: np.ndarray, soc: bool) -> np.ndarray:
@@ -516,11 +818,14 @@ class _GPAWRun:
         from gpaw.new.ase_interface import ASECalculator
         from gpaw.new.logger import Logger
 
-        if dft.ibzwfs.fermi_levels is None:
+        unset = dft.ibzwfs.fermi_levels is None
+        if unset:
             dft.ibzwfs.fermi_levels = np.array([0.0])
         calc = ASECalculator(dft.params, log=Logger(None, dft.comm), dft=dft, atoms=self.atoms)
         nao = int(self.atom_offsets[-1])
         fixed = calc.fixed_density(kpts=kpts, symmetry="off", nbands=nao, txt=None)
+        if unset:  # leave a DFT object that has not run its SCF as it was
+            dft.ibzwfs.fermi_levels = None
         if soc:
             from gpaw.spinorbit import soc_eigenstates
             return np.asarray(soc_eigenstates(fixed).eigenvalues())
@@ -531,7 +836,10 @@ class _GPAWRun:
             return {}
         kpts = CHECK_KPOINTS[:n]
         out: dict[str, Any] = {"check_kpoints": kpts.tolist()}
-        out["check_eigenvalues_H0_eV"] = self._own_eigenvalues(self.bvk, kpts, soc).tolist()
+        if self.h0_check is not None:
+            out["check_eigenvalues_H0_eV"] = self.h0_check.tolist()
+        else:
+            out["check_eigenvalues_H0_eV"] = self._own_eigenvalues(self.bvk, kpts, soc).tolist()
         if not h0_only:
             out["check_eigenvalues_H_eV"] = self._own_eigenvalues(self.scf_dft, kpts, soc).tolist()
         return out

@@ -158,3 +158,147 @@ def bloch_to_realspace(Mk: dict[str, np.ndarray], mesh: tuple[int, int, int], su
             mats[tuple(int(x) for x in R)] = np.where(om, MR[r0], 0.0)
         out[name] = mats
     return RealSpace(out, residual, imag)
+
+
+# ---------------------------------------------------------------------------- direct real-space assembly
+class EdgeLayout:
+    """Packed block layout of an edge list (i, j, R) with ``norb[i] x norb[j]`` blocks (spinless).
+
+    The direct real-space assembly writes two-centre blocks, gathers grid potential matrices and
+    scatters three-centre (projector) products into flat arrays in this layout; the record is
+    built from them without any k-points. Edge lookups and element coordinates are vectorized.
+    """
+
+    def __init__(self, edge_index: np.ndarray, edge_R: np.ndarray, norb: np.ndarray) -> None:
+        self.edge_index = np.asarray(edge_index, dtype=np.int64).reshape(-1, 2)
+        self.edge_R = np.asarray(edge_R, dtype=np.int64).reshape(-1, 3)
+        self.norb = np.asarray(norb, dtype=np.int64)
+        self.n_atoms = len(self.norb)
+        self.atom_offsets = np.concatenate([[0], np.cumsum(self.norb)]).astype(np.int64)
+        i, j = self.edge_index.T
+        self.shape_i, self.shape_j = self.norb[i], self.norb[j]
+        self.offsets = np.concatenate([[0], np.cumsum(self.shape_i * self.shape_j)]).astype(np.int64)
+        keys = self._keys(i, j, self.edge_R)
+        self._order = np.argsort(keys)
+        self._sorted = keys[self._order]
+        if len(np.unique(keys)) != len(keys):
+            raise ValueError("edge list holds duplicate (i, j, R) entries")
+        self.reverse = self.find(j, i, -self.edge_R)
+
+    def _keys(self, i, j, R) -> np.ndarray:
+        Rs = np.asarray(R, dtype=np.int64).reshape(-1, 3) + (1 << 15)
+        return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * self.n_atoms + i) * self.n_atoms + j
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_index)
+
+    @property
+    def size(self) -> int:
+        return int(self.offsets[-1])
+
+    def find(self, i, j, R) -> np.ndarray:
+        """Edge index of each (i, j, R), -1 where absent (vectorized)."""
+        q = self._keys(np.asarray(i), np.asarray(j), R)
+        pos = np.clip(np.searchsorted(self._sorted, q), 0, max(len(self._sorted) - 1, 0))
+        return np.where(self._sorted[pos] == q, self._order[pos], -1)
+
+    def element_coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(edge, row, col)`` of every packed element; row/col are whole-cell orbital indices."""
+        e = np.repeat(np.arange(self.n_edges), self.shape_i * self.shape_j)
+        local = np.arange(self.size) - self.offsets[e]
+        m, n = np.divmod(local, self.shape_j[e])
+        i, j = self.edge_index[e].T
+        return e, self.atom_offsets[i] + m, self.atom_offsets[j] + n
+
+    def gather_displacement_matrices(self, V_xMM: np.ndarray, sdisp_xc: np.ndarray) -> tuple[np.ndarray, float]:
+        """Blocks of a grid potential matrix given per cell displacement, and the largest value dropped.
+
+        ``V_xMM[x]`` (whole cell) with ``V(k) = herm(V_0 + 2 sum_{x>0} exp(-2 pi i k.s_x) V_x)``
+        (GPAW's LCAO convention, ``s_x`` a half space of displacements): in real space
+        ``V(R = -s_x) = V_x``, ``V(R = s_x) = V_x^T`` and ``V(0) = (V_0 + V_0^T) / 2``.
+        """
+        e, row, col = self.element_coords()
+        sdisp = np.asarray(sdisp_xc, dtype=np.int64).reshape(-1, 3)
+        if len(sdisp) == 0 or sdisp[0].any():
+            raise ValueError("the first displacement must be zero")
+        disp_keys = {tuple(s): x for x, s in enumerate(sdisp)}
+        uR, inv = np.unique(self.edge_R, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        # per edge: the displacement holding R = -s_x (block V_x) or R = +s_x (block V_x^T); -1: none
+        x_minus_edge = np.array([disp_keys.get(tuple(-r), -1) for r in uR], dtype=np.int64)[inv]
+        x_plus_edge = np.array([disp_keys.get(tuple(r), -1) for r in uR], dtype=np.int64)[inv]
+        x_minus, x_plus = x_minus_edge[e], x_plus_edge[e]
+        zero = ~self.edge_R[e].any(axis=1)
+        out = np.zeros(self.size, dtype=V_xMM.dtype)
+        out[zero] = 0.5 * (V_xMM[0, row[zero], col[zero]] + V_xMM[0, col[zero], row[zero]].conj())
+        sel = x_minus > 0
+        out[sel] = V_xMM[x_minus[sel], row[sel], col[sel]]
+        sel = (x_plus > 0) & ~zero
+        out[sel] = V_xMM[x_plus[sel], col[sel], row[sel]].conj()
+        # what the edges do not hold must vanish: largest |V| over uncovered atom pairs
+        covered = np.zeros((len(sdisp), self.n_atoms, self.n_atoms), dtype=bool)
+        i, j = self.edge_index.T
+        ok = x_minus_edge >= 0
+        covered[x_minus_edge[ok], i[ok], j[ok]] = True
+        ok = x_plus_edge >= 0
+        covered[x_plus_edge[ok], j[ok], i[ok]] = True
+        starts = self.atom_offsets[:-1]
+        atom_max = np.maximum.reduceat(np.maximum.reduceat(np.abs(V_xMM), starts, axis=1), starts, axis=2)
+        residual = float(np.where(covered, 0.0, atom_max).max()) if V_xMM.size else 0.0
+        return out, residual
+
+    def three_centre_index(self, atoms: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """Packed position of every element of ``P^T X P`` for one projector atom, flat (K*K,).
+
+        ``atoms[k]``/``cells[k]``: the atom and lattice cell of orbital column k of the atom's
+        projector overlaps (columns grouped in runs of one (atom, cell)). Orbital k (atom b, cell
+        R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1). Raises ValueError if a product
+        falls outside the edge list.
+        """
+        K = len(atoms)
+        starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
+        ent = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, K]))
+        local = np.arange(K) - starts[ent]
+        b, R1 = atoms[starts], cells[starts]
+        p, q = (x.ravel() for x in np.meshgrid(np.arange(len(starts)), np.arange(len(starts)), indexing="ij"))
+        E = self.find(b[p], b[q], R1[q] - R1[p]).reshape(len(starts), len(starts))
+        if (E < 0).any():
+            raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
+        e_uv = E[ent[:, None], ent[None, :]]
+        return (self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]).ravel()
+
+    def three_centre_sum(self, terms, dtype=np.float64) -> np.ndarray:
+        """Packed ``sum_a P_a^T X_a P_a`` over projector atoms, one ``bincount`` for all.
+
+        terms : iterable of ``(P_stack, X, index)``: P_stack (ni, K) projector overlaps
+            ``<p_i^a | phi_m^b(cell)>``, X (ni, ni) the atom's matrix (PAW ``dH^*``/``dO`` or a
+            SOC component), index from :meth:`three_centre_index`.
+        """
+        positions, values = [], []
+        for P_stack, X, index in terms:
+            positions.append(index)
+            values.append((P_stack.T @ X @ P_stack).ravel())
+        out = np.zeros(self.size, dtype=dtype)
+        if not positions:
+            return out
+        pos, val = np.concatenate(positions), np.concatenate(values)
+        if np.iscomplexobj(val) or np.dtype(dtype).kind == "c":
+            out += np.bincount(pos, val.real, minlength=self.size)
+            out += 1j * np.bincount(pos, val.imag, minlength=self.size)
+        else:
+            out += np.bincount(pos, val, minlength=self.size)
+        return out
+
+    def spinful_from_components(self, h: np.ndarray, vx: np.ndarray, vy: np.ndarray,
+                                vz: np.ndarray) -> np.ndarray:
+        """Spin-major packed blocks ``[[h + vz, vx - i vy], [vx + i vy, h - vz]]`` (2n_i x 2n_j)."""
+        e = np.repeat(np.arange(self.n_edges), self.shape_i * self.shape_j)
+        local = np.arange(self.size) - self.offsets[e]
+        m, n = np.divmod(local, self.shape_j[e])
+        ni, nj = self.shape_i[e], self.shape_j[e]
+        off2 = 4 * self.offsets[e]
+        out = np.zeros(4 * self.size, dtype=np.complex128)
+        for s, t, val in ((0, 0, h + vz), (0, 1, vx - 1j * vy), (1, 0, vx + 1j * vy), (1, 1, h - vz)):
+            out[off2 + (s * ni + m) * (2 * nj) + t * nj + n] = val
+        return out

@@ -33,6 +33,7 @@ from ase.data import chemical_symbols
 from ..basis.orbitals import Basis, BasisError, ElementBasis
 from ..blocks.layout import edge_columns, match_rows
 from ..blocks.record import StructureRecord, hermitian_error
+from ..structure.lattice_shift import translate_edges
 from . import abacus_csr
 from .abacus_csr import CSRFile
 from .abacus_stru import (Geometry, basis_from_orbital_name, element_of_label, read_input,
@@ -413,6 +414,12 @@ def read_abacus(path: str | os.PathLike, *, h0: str | os.PathLike | None = None,
                            "units_in": "H: Ry, S: 1, lengths: Bohr", **gmeta, **meta}}
     record = build_record(geom.numbers, geom.cell, geom.positions, [True, True, True], b,
                           {k: _merge(v) for k, v in parts.items()}, spinful, ef, metadata)
+    # ABACUS moves atoms into [0, 1) before computing (UnitCell::check_dtau), so its R belong to the
+    # wrapped positions; keep the file's positions and relabel R (nextham.structure.lattice_shift).
+    # Rounding to 1e-12 removes the Cartesian round trip's noise (-3e-18 for a written 0.0).
+    wrap_offsets = np.floor(np.round(geom.positions @ np.linalg.inv(geom.cell), 12)).astype(np.int64)
+    if wrap_offsets.any():
+        record = record.replace(edge_R=translate_edges(record.edge_index, record.edge_R, wrap_offsets))
     _check_hermitian(record, folder, hermitian_tol)
     if h0 is not None:
         if "H0" in record.blocks:

@@ -33,7 +33,9 @@ class DemoSettings:
     # szp reduction of GPAW's dzp set: 9 orbitals per atom and a well-conditioned S (min eigenvalue of
     # S(k) ~0.09 for Si, against ~4e-5 with dzp); ~23 s per SOC cell on one core
     engine_settings: dict = field(default_factory=lambda: {"basis": "szp(dzp)", "h": 0.3, "kpt_density": 1.5,
-                                                           "check_kpoints": 1})
+                                                           "check_kpoints": 1,
+                                                           # edges below 1e-7 everywhere: bands move < 1e-4 meV
+                                                           "drop_below": 1e-7})
     workers: int = 2
     preset: str = "tiny"
     # H0 of the GPAW data is already within ~0.1 meV of H on the many long-range edges: the model corrects

@@ -15,6 +15,7 @@ from nextham.basis.rotations import atom_rotation, real_spherical_harmonics  # n
 from nextham.engines.base import EngineInputError, EngineUnavailable, get_engine  # noqa: E402
 from nextham.engines.gpaw import GPAWEngine, _GPAWRun, choose_setups, gpaw_shell_permutation, import_gpaw  # noqa: E402
 from nextham.physics.bands import eigenvalues  # noqa: E402
+from nextham.testing.geometry import geometric_twin_error  # noqa: E402
 
 FAST = dict(h=0.3, check_kpoints=2)
 
@@ -167,3 +168,19 @@ def test_bands_from_stored_matrices_equal_gpaw(name, atoms, soc):
         assert band_error_meV(rec, which) < 1.0, (name, soc, which)
     t = rec.metadata["timings"]
     assert t["t_H0"] < t["t_SCF"]
+
+
+def test_atoms_outside_the_cell_keep_blocks_on_their_geometric_twins():
+    """An atom moved by lattice vectors (MD snapshots, POSCAR/CIF with coordinates < 0 or >= 1):
+    the record keeps the user's positions and every block sits on the edge of the same geometry."""
+    atoms = bulk("GaAs", "zincblende", a=5.65)
+    moved = atoms.copy()
+    A = atoms.cell.array
+    moved.positions[0] -= A[0] + A[2]
+    moved.positions[1] += 2 * A[1]
+    eng = GPAWEngine(**{**FAST, "check_kpoints": 0})
+    ref = eng.compute(atoms, h0_only=True)
+    rec = eng.compute(moved, h0_only=True)
+    np.testing.assert_allclose(rec.positions, moved.positions)
+    err = geometric_twin_error(ref, rec)
+    assert err["S"] < 1e-10 and err["H0"] < 1e-8, err
