@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
+from ..errors import UsageError
 from .errors import clear_errors
+from .options import check_device, parse_mesh, positive_int
 
 
 def register(app: typer.Typer) -> None:
@@ -18,18 +20,28 @@ def register(app: typer.Typer) -> None:
                  split: str = typer.Option("test", "--split", help="train, val, test or all"),
                  out: Path = typer.Option(Path("report"), "--out", help="report folder"),
                  k_mesh: str = typer.Option("4,4,4", "--k-mesh", help="k-grid for band errors and ghost states"),
-                 band_plots: int = typer.Option(3, "--band-plots", help="structures whose bands are plotted"),
-                 limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N structures"),
+                 band_plots: int = typer.Option(3, "--band-plots", help="structures whose bands are plotted (>= 0)"),
+                 limit: Optional[int] = typer.Option(None, "--limit", help="evaluate only the first N structures "
+                                                     "(N >= 1)"),
                  device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N")) -> None:
         """Gauge MAE (overall, spin blocks, distance bins, elements) of the model and of H0, band errors,
         ghost states and timing; writes report.json and plots."""
+        if split not in ("train", "val", "test", "all"):
+            raise UsageError(f"--split must be train, val, test or all (got {split!r})")
+        mesh = parse_mesh(k_mesh)
+        positive_int(limit, "--limit")
+        if band_plots < 0:
+            raise UsageError(f"--band-plots must be >= 0 (got {band_plots})")
+        check_device(device)
+        for p, what in ((dataset, "dataset"), (model, "model")):
+            if not p.exists():
+                raise UsageError(f"{p}: no such {what}")
+        if model.is_dir():
+            raise UsageError(f"--model {model}: is a directory; give the model file (model.pt)")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a folder")
         from ..analysis.evaluate import evaluate as run, summary_lines
 
-        if split not in ("train", "val", "test", "all"):
-            raise ValueError(f"--split must be train, val, test or all (got {split!r})")
-        mesh = tuple(int(x) for x in k_mesh.replace("x", ",").split(","))
-        if len(mesh) != 3:
-            raise ValueError(f"--k-mesh needs three integers, got {k_mesh!r}")
         report = run(dataset, model, out, split=split, device=device, k_mesh=mesh, band_plots=band_plots,
                      limit=limit, log=lambda m: typer.echo(m, err=True))
         for line in summary_lines(report):

@@ -23,11 +23,11 @@ def parse_window(text: str) -> tuple[float, float]:
 def check_output_path(path: Path, suffixes: Sequence[str] | None, option: str, force: bool = True) -> None:
     """An output file in an existing folder (nothing is created but the file), with a known suffix,
     not a folder, and (unless ``force``) not an existing file."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
     if suffixes and path.suffix.lower() not in suffixes:
         raise UsageError(f"{option} {path}: unknown file type {path.suffix or '(none)'!r}; use "
                          f"{', '.join(suffixes)}")
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory; give a file name")
     parent = path.parent
     if not parent.exists():
         raise UsageError(f"{option} {path}: folder {parent} does not exist (create it first)")

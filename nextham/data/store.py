@@ -477,6 +477,17 @@ class DatasetStore:
                 txn.delete(f"status/{k}".encode())
         return len(keys)
 
+    def forget_failures_of(self, source: str, name: str) -> int:
+        """Delete failed entries of the same source file and name (or of the unreadable file itself,
+        keys ``file-...``): the structure has now been computed. Returns how many."""
+        self._require_writer()
+        stale = [k for k, v in self.failures().items()
+                 if source and v.get("source") == source and (v.get("name") == name or k.startswith("file-"))]
+        with self.env.begin(write=True) as txn:
+            for k in stale:
+                txn.delete(f"status/{k}".encode())
+        return len(stale)
+
     # ------------------------------------------------------------------ checks and export
     def check(self, decode: bool = True) -> dict[int, str]:
         """record index -> problem, for every record that fails its checksum or (``decode``) does not

@@ -20,7 +20,7 @@ from typing import Callable
 import h5py
 
 from ..blocks.h5io import read_record, write_record
-from ..blocks.record import StructureRecord
+from ..blocks.record import RecordError, StructureRecord
 from .abacus import looks_like_abacus, read_abacus, write_abacus
 from .assemble import attach_h0
 from .deeph_legacy import looks_like_deeph_legacy, read_deeph_legacy, write_deeph_legacy
@@ -106,4 +106,8 @@ def write(record: StructureRecord, path: str | os.PathLike, fmt: str) -> Path:
     """Write one record in format ``fmt`` (a file for ``nextham``, a folder otherwise)."""
     if fmt not in FORMATS:
         raise FormatError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    try:  # never write what nextham could not read back (NaN blocks, wrongly sized matrices)
+        record.validate(hermitian_tol=None)
+    except RecordError as exc:
+        raise FormatError(path, f"not written: invalid record ({exc})") from None
     return wrap_errors(path, FORMATS[fmt].write, record, path)
