@@ -20,8 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..blocks.record import StructureRecord
-from ..errors import InputFileError, UsageError
+from ..basis.orbitals import BasisError
+from ..blocks.record import RecordError, StructureRecord
+from ..errors import InputFileError, UserError, UsageError
+
+#: what decoding a damaged HDF5 file can raise (h5py, numpy, JSON, the record's own checks)
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RuntimeError)
+
+
+def guarded(where: str | os.PathLike, fn, *args, **kwargs):
+    """Call ``fn`` reading file content; an exception caused by damaged or invalid content becomes an
+    :class:`InputFileError` naming ``where`` (the file, or ``FILE@N``)."""
+    try:
+        return fn(*args, **kwargs)
+    except (UserError, RecordError, BasisError):
+        raise
+    except _DECODE_ERRORS as exc:
+        text = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InputFileError(f"{where}: damaged or invalid record data ({type(exc).__name__}: {text})") from None
 
 
 @dataclass(frozen=True)
@@ -133,8 +149,8 @@ class ExportCollection(Collection):
         import h5py
 
         super().__init__(path)
-        self.file = h5py.File(path, "r")
-        self.names = sorted(self.file["records"]) if "records" in self.file else []
+        self.file = guarded(path, h5py.File, path, "r")
+        self.names = guarded(path, lambda: sorted(self.file["records"]) if "records" in self.file else [])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -142,10 +158,11 @@ class ExportCollection(Collection):
     def record(self, index: int) -> StructureRecord:
         from ..blocks.h5io import read_record_group
 
-        return read_record_group(self.file["records"][self.names[index]], source=f"{self.path}@{index}")
+        where = f"{self.path}@{index}"
+        return guarded(where, lambda: read_record_group(self.file["records"][self.names[index]], source=where))
 
     def ref(self, index: int) -> RecordRef:
-        key = self.file["records"][self.names[index]].attrs.get("key", "")
+        key = guarded(f"{self.path}@{index}", lambda: self.file["records"][self.names[index]].attrs.get("key", ""))
         return RecordRef(self.path, index, str(key))
 
     def close(self) -> None:
@@ -165,7 +182,7 @@ class FolderCollection(Collection):
     def record(self, index: int) -> StructureRecord:
         from ..blocks.h5io import read_record
 
-        return read_record(self.files[index])
+        return guarded(self.files[index], read_record, self.files[index])
 
     def ref(self, index: int) -> RecordRef:
         return RecordRef(self.path, index, self.files[index].stem, str(self.files[index]), self.files[index].name)
@@ -182,8 +199,8 @@ def _hdf5_format(path: Path) -> str | None:
             if fmt is None and "records" in f and "manifest" in f.attrs:
                 return "nextham-dataset-hdf5"  # exports written before the format attribute
             return fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-    except OSError as exc:
-        raise InputFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+    except _DECODE_ERRORS as exc:
+        raise InputFileError(f"{path}: not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
 
 
 def _is_lmdb(path: Path) -> bool:
@@ -233,7 +250,7 @@ def _read_single(path: Path) -> StructureRecord:
         return read(path)
     from ..blocks.h5io import read_record
 
-    return read_record(path)
+    return guarded(path, read_record, path)
 
 
 def resolve(text: str | os.PathLike, allow_slice: bool = False) -> Iterator[tuple[RecordRef, StructureRecord]]:
@@ -263,7 +280,11 @@ def open_record(text: str | os.PathLike, validate: bool = True) -> tuple[RecordR
     and finiteness (``validate``)."""
     ((ref, rec),) = list(resolve(text, allow_slice=False))
     if validate:
-        rec = rec.validate(hermitian_tol=None)
+        where = ref.path if ref.index is None else f"{ref.path}@{ref.index}"
+        try:
+            rec = rec.validate(hermitian_tol=None)
+        except (RecordError, *_DECODE_ERRORS) as exc:
+            raise InputFileError(f"{where}: invalid record ({exc})") from None
     return ref, rec
 
 
