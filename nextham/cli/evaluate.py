@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import InputFileError, UsageError
 from .errors import clear_errors
 from .options import check_device, parse_mesh, positive_int
 
@@ -41,9 +41,43 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a folder")
         from ..analysis.evaluate import evaluate as run, summary_lines
+        from ..train.checkpoint import CheckpointError
 
-        report = run(dataset, model, out, split=split, device=device, k_mesh=mesh, band_plots=band_plots,
-                     limit=limit, log=lambda m: typer.echo(m, err=True))
+        _warn_if_settings_differ(dataset, model)
+        try:
+            report = run(dataset, model, out, split=split, device=device, k_mesh=mesh, band_plots=band_plots,
+                         limit=limit, log=lambda m: typer.echo(m, err=True))
+        except RuntimeError as exc:  # load_state_dict: the weights do not fit the config's model
+            if "state_dict" not in str(exc):
+                raise
+            raise CheckpointError(f"{model}: its weights do not fit the model its config describes (another "
+                                  f"model size or a damaged file): {str(exc).splitlines()[0][:160]}") from None
         for line in summary_lines(report):
             typer.echo(line)
         typer.echo(f"report: {out / 'report.json'}")
+
+
+def _warn_if_settings_differ(dataset: Path, model: Path) -> None:
+    """A loud warning when the dataset was computed with other engine settings than the model's
+    training data (the errors then mix model error and basis/grid differences)."""
+    from ..data.provenance import checkpoint_settings, dataset_settings, differences
+    from ..data.reference import StoreCollection, open_collection
+    from ..train.checkpoint import load_checkpoint
+
+    trained = checkpoint_settings(load_checkpoint(model))
+    coll = open_collection(dataset) if dataset.is_file() else None
+    if not isinstance(coll, StoreCollection):
+        if coll is not None:
+            coll.close()
+        return
+    coll.close()
+    try:
+        data = dataset_settings(dataset)
+    except InputFileError:  # the dataset does not record its settings
+        return
+    problems = differences(trained, data)
+    if data["soc"] != trained["soc"]:
+        problems.append(f"soc {trained['soc']} vs {data['soc']}")
+    if problems:
+        typer.echo(f"WARNING: {dataset} was computed with other engine settings than the training data of "
+                   f"{model} ({'; '.join(problems)}): the errors below include that difference", err=True)

@@ -33,9 +33,9 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..basis.orbitals import Basis
 from ..losses import Objective, ObjectiveSettings, overlap_like_h, packed_layout
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
+from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
 from .config import TrainConfig
-from .data import RecordSource, atomic_write_text, load_or_create_splits, open_dataset
+from .data import DatasetError, RecordSource, atomic_write_text, load_or_create_splits, open_dataset
 from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
 from .factory import DTYPES, batch_functions, build_model, model_hamiltonian
 
@@ -87,7 +87,7 @@ def dataset_basis(source: RecordSource, indices: Sequence[int]) -> tuple[Basis, 
         out = r.basis if out is None else out.merged(r.basis)
         spins.add(bool(r.spinful))
     if len(spins) > 1:
-        raise ValueError("the dataset mixes spinful and spinless records; train them separately")
+        raise DatasetError("the dataset mixes spinful and spinless records; train them separately")
     return out, spins.pop()
 
 
@@ -200,9 +200,9 @@ class Trainer:
     def _restore(self, path: Path) -> None:
         ck = load_checkpoint(path, map_location="cpu")
         if ck["basis"] != self.basis.to_json() or bool(ck["spinful"]) != self.spinful:
-            raise ValueError(f"{path}: checkpoint basis/spin does not match the dataset")
+            raise CheckpointError(f"{path}: checkpoint basis/spin does not match the dataset")
         if {k: list(v) for k, v in ck["split"].items()} != {k: list(v) for k, v in self.split.items()}:
-            raise ValueError(f"{path}: checkpoint was trained on a different split of the dataset")
+            raise CheckpointError(f"{path}: checkpoint was trained on a different split of the dataset")
         changed = _diff(ck["config"], self.cfg.to_dict())
         if changed and self.dist.is_main:
             self.log(f"resuming with a changed config: {', '.join(changed)}")

@@ -206,3 +206,14 @@ def test_internal_errors_keep_their_traceback(record_file, monkeypatch):
     res = runner.invoke(app, ["eig", str(record_file), "--k", "0 0 0"])
     assert res.exit_code == 1 and isinstance(res.exception, KeyError)
     assert not any(line.startswith("error:") for line in res.output.splitlines())
+
+
+def test_generate_refuses_damaged_files(bad_files, model_file, dataset, tmp_path):
+    half = bad_files / "half.lmdb"
+    probe(["generate", bad_files / "si.cif", "--out", half, "--engine", "toy", "--workers", "0", "--no-progress"],
+          "half.lmdb", "truncated", watch=(half,))
+    probe(["train", tmp_path / "none.yaml"], "no such config")
+    ck = torch.load(model_file, weights_only=True)
+    ck["config"]["model"]["overrides"] = {"hidden": 5}
+    torch.save(ck, tmp_path / "small.pt")
+    probe(["evaluate", dataset, "--model", tmp_path / "small.pt", "--out", tmp_path / "rep"], "small.pt", "do not fit")

@@ -171,3 +171,44 @@ def test_fermi_level_of_predicted_bands():
     assert vbm < ef < cbm and info["fermi_level"]["n_valence"] == rec.metadata["n_electrons"]
     ef_soc, _ = predicted_fermi_level(silicon_vogl(spinful=True))
     assert ef_soc == pytest.approx(ef, abs=0.3)
+
+
+def test_generate_like_model_and_evaluate_warning(model_file, inputs_dir, tmp_path):
+    out = tmp_path / "ref.lmdb"
+    res = runner.invoke(app, ["generate", str(inputs_dir / "si_2.cif"), "--out", str(out), "--like", str(model_file),
+                              "--workers", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "settings of" in res.stderr and "engine toy" in res.stderr
+    res = runner.invoke(app, ["evaluate", str(out), "--model", str(model_file), "--split", "all", "--out",
+                              str(tmp_path / "rep"), "--k-mesh", "2,2,2", "--band-plots", "0"])
+    assert res.exit_code == 0, res.output
+    assert "WARNING" not in res.stderr
+    other = tmp_path / "other.lmdb"
+    res = runner.invoke(app, ["generate", str(inputs_dir / "si_2.cif"), "--out", str(other), "--like", str(model_file),
+                              "--set", "cutoff=4.5", "--workers", "0", "--no-progress"])
+    assert res.exit_code == 0 and "overrides" in res.stderr
+    res = runner.invoke(app, ["evaluate", str(other), "--model", str(model_file), "--split", "all", "--out",
+                              str(tmp_path / "rep2"), "--k-mesh", "2,2,2", "--band-plots", "0"])
+    assert res.exit_code == 0, res.output
+    assert "WARNING" in res.stderr and "cutoff" in res.stderr
+
+
+def test_records_without_checksum_still_read(dataset, tmp_path):
+    """Datasets written before checksums (format NXHREC1) read unchanged, unchecked."""
+    import lmdb
+
+    from nextham.data import store as store_mod
+
+    ds = tmp_path / "old.lmdb"
+    shutil.copy(dataset, ds)
+    with DatasetStore(ds) as st:
+        blob, rec = st.raw(0), st[0]
+    assert blob.startswith(store_mod._MAGIC2)
+    old = store_mod._MAGIC + blob[len(store_mod._MAGIC2) + 4:]
+    env = lmdb.open(str(ds), subdir=False, map_size=1 << 30)
+    with env.begin(write=True) as txn:
+        txn.put(b"rec/0000000000", old)
+    env.close()
+    with DatasetStore(ds) as st:
+        assert st.verify(0) is None and np.array_equal(st[0].blocks["H"], rec.blocks["H"])
+    ok(["info", ds, "--check"])
