@@ -19,7 +19,7 @@ import typer
 
 from ..basis.orbitals import BasisError
 from ..blocks.record import RecordError
-from ..errors import UsageError, UserError
+from ..errors import UserError
 
 F = TypeVar("F", bound=Callable)
 
@@ -43,10 +43,11 @@ def _register_library_errors() -> None:
         return
     _registered = True
     from ..data.store import StoreError
-    from ..engines.base import EngineInputError, EngineUnavailable
+    from ..engines.base import EngineError
     from ..io.errors import FormatError
 
-    for exc in (FormatError, StoreError, EngineInputError, EngineUnavailable):
+    # EngineError covers EngineInputError (bad structure), EngineUnavailable and a failed calculation
+    for exc in (FormatError, StoreError, EngineError):
         register_user_error(exc)
     try:
         from ..train.checkpoint import CheckpointError
@@ -91,7 +92,3 @@ def clear_errors(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
-def usage(message: str) -> UsageError:
-    """A :class:`UsageError` to raise for an invalid option value."""
-    return UsageError(message)

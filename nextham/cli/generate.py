@@ -152,7 +152,10 @@ def register(app: typer.Typer) -> None:
             get_engine(engine_name, **settings)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"engine {engine_name}: {exc}") from None
-        inputs = gather_inputs(structures)
+        try:
+            inputs = gather_inputs(structures)
+        except ValueError as exc:  # a malformed set: spec (files never raise: they become failures)
+            raise UsageError(f"{exc}" if "set" in str(exc) else f"bad structure set in {structures}: {exc}") from None
         if not inputs:
             raise UsageError("no structures given")
         summary = run_generate(inputs, out, engine_name=engine_name, engine_settings=settings,

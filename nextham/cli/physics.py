@@ -113,6 +113,9 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             check_output_path(json_out, (".json",), "--json")
         ref, rec = open_record(record)
+        if not rec.pbc.all():
+            raise UsageError(f"{record}: band paths need a cell periodic in 3-D (pbc {rec.pbc.tolist()}); use "
+                             f"`nextham eig` with explicit k-points")
         if which not in rec.blocks:
             raise UsageError(f"{record}: record has no matrix {which!r} (it holds {sorted(rec.blocks)})")
         other = None

@@ -83,7 +83,10 @@ def predicted_fermi_level(record, kpt_density: float = 3.0, max_kpoints: int = 1
     while np.prod(mesh) > max_kpoints:
         mesh = [max(1, m - 1) for m in mesh]
     eps, _ = eigenvalues(record, monkhorst_pack(tuple(mesh)), which="H")
-    ef = fermi_level(eps, float(n_valence), sigma=0.01, spin_degeneracy=1.0 if record.spinful else 2.0)
+    try:
+        ef = fermi_level(eps, float(n_valence), sigma=0.01, spin_degeneracy=1.0 if record.spinful else 2.0)
+    except ValueError as exc:  # more valence electrons than the basis holds states
+        return None, {"fermi_level": f"not computed: {exc}"}
     return ef, {"fermi_level": {"from": "predicted bands", "k_mesh": mesh, "n_valence": float(n_valence),
                                 "smearing": "gaussian 0.01 eV"}}
 
@@ -130,9 +133,15 @@ def predict_structure(structure: str | Path, model_path: Path, out: Path, soc: O
             f"H0 and the basis differ from the training data")
     settings = trained["settings"] if name == trained["engine"] else {}
     engine = get_engine(name, **settings)
-    t = time.perf_counter()
-    log(f"computing S and H0 with {name} ({len(atoms)} atoms, no SCF)")
-    rec = engine.compute(atoms, soc=spinful, h0_only=True)
+    from ..engines.base import EngineError
+
+    try:
+        engine.check_input(atoms)  # overlapping atoms, missing setups, ... before any compute
+        t = time.perf_counter()
+        log(f"computing S and H0 with {name} ({len(atoms)} atoms, no SCF)")
+        rec = engine.compute(atoms, soc=spinful, h0_only=True)
+    except EngineError as exc:
+        raise type(exc)(f"{structure}: {exc}") from None
     times["engine_S_H0_s"] = time.perf_counter() - t
     check_basis(model_basis, rec)
     t = time.perf_counter()

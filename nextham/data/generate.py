@@ -57,6 +57,8 @@ def check_atoms(atoms) -> None:
     bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
     if len(bad):
         raise EngineInputError(f"{len(bad)} atoms have non-finite (NaN/inf) coordinates, first atom {bad[0]}")
+    if atoms.pbc.any() and abs(np.linalg.det(atoms.cell.array)) < 1e-6:
+        raise EngineInputError("periodic structure with a singular (zero-volume) cell")
 
 
 def compute_task(atoms_dict: dict, engine_name: str, engine_settings: dict, soc: bool,

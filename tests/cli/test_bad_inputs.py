@@ -217,3 +217,13 @@ def test_generate_refuses_damaged_files(bad_files, model_file, dataset, tmp_path
     ck["config"]["model"]["overrides"] = {"hidden": 5}
     torch.save(ck, tmp_path / "small.pt")
     probe(["evaluate", dataset, "--model", tmp_path / "small.pt", "--out", tmp_path / "rep"], "small.pt", "do not fit")
+
+
+def test_structures_the_engine_cannot_take(model_file, tmp_path):
+    si = bulk("Si", "diamond", a=5.43)
+    si.positions[1] = si.positions[0] + [0.05, 0, 0]
+    write(tmp_path / "overlap.cif", si)
+    probe(["predict", tmp_path / "overlap.cif", "--model", model_file, "--out", tmp_path / "p.h5"],
+          "overlap.cif", "overlapping")
+    probe(["generate", "set:prototypes:abc", "--out", tmp_path / "d.lmdb", "--engine", "toy"], "set")
+    assert not (tmp_path / "d.lmdb").exists()
