@@ -60,8 +60,17 @@ def _register_library_errors() -> None:
         pass
 
 
+_debug = False
+
+
+def set_debug(enabled: bool) -> None:
+    """``nextham --debug``: user errors propagate with their traceback (set per invocation)."""
+    global _debug
+    _debug = bool(enabled)
+
+
 def debug_enabled() -> bool:
-    return os.environ.get("NEXTHAM_DEBUG", "") not in ("", "0")
+    return _debug or os.environ.get("NEXTHAM_DEBUG", "") not in ("", "0")
 
 
 def user_message(exc: BaseException) -> str:

@@ -7,11 +7,10 @@ show theirs).
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from . import convert, demo, evaluate, generate, physics, predict, train
+from .errors import set_debug
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="nextham: deep-learning DFT Hamiltonians of crystals from zeroth-step Hamiltonians.")
@@ -19,8 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="show tracebacks of user errors too")) -> None:
-    if debug:
-        os.environ["NEXTHAM_DEBUG"] = "1"
+    set_debug(debug)
 
 
 for _module in (demo, physics, convert, generate, train, predict, evaluate):

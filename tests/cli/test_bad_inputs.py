@@ -227,3 +227,9 @@ def test_structures_the_engine_cannot_take(model_file, tmp_path):
           "overlap.cif", "overlapping")
     probe(["generate", "set:prototypes:abc", "--out", tmp_path / "d.lmdb", "--engine", "toy"], "set")
     assert not (tmp_path / "d.lmdb").exists()
+
+
+def test_debug_shows_the_traceback_of_user_errors(tmp_path):
+    res = runner.invoke(app, ["--debug", "info", str(tmp_path / "missing.h5")])
+    assert res.exit_code == 1 and res.exception is not None and "missing.h5" in str(res.exception)
+    probe(["info", tmp_path / "missing.h5"], "missing.h5")  # and the next command is back to one line
