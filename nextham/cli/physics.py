@@ -189,7 +189,7 @@ def _check_comparable(a: StructureRecord, b: StructureRecord, name_a: str, name_
 
 def _check_dataset(path: Path) -> None:
     from ..data.reference import split_reference
-    from ..data.store import DatasetStore
+    from ..data.store import DatasetStore, StoreError
 
     path, selector = split_reference(path)
     if selector is not None:
@@ -200,13 +200,13 @@ def _check_dataset(path: Path) -> None:
         try:
             store.validate(records=False)
             consistency = None
-        except Exception as exc:  # noqa: BLE001 - a StoreError describing inconsistent tables
+        except StoreError as exc:  # inconsistent tables (counts, keys, status)
             consistency = str(exc)
         keys = {}
         for i in problems:
             try:
                 keys[i] = store.key(i)
-            except Exception:  # noqa: BLE001 - damaged key
+            except StoreError:  # damaged key
                 keys[i] = "?"
     for i, problem in sorted(problems.items()):
         typer.echo(f"record {i} (structure {keys[i]}): {problem}")

@@ -306,9 +306,11 @@ def is_reference(text: str | os.PathLike) -> bool:
         return True
     if not path.exists():
         return False
+    from .store import StoreError
+
     try:
         coll = open_collection(path)
-    except Exception:  # noqa: BLE001 - not a dataset: the caller's reader reports the problem
+    except (UserError, StoreError):  # not a readable dataset: the caller's reader reports the problem
         return False
     if coll is None:
         return False

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -90,11 +89,10 @@ def test_structure_files_for_predict(bad_files, model_file, tmp_path):
               watch=(bad_files, model_file))
         assert not out.exists()
     probe(["predict", bad_files, "--model", model_file, "--out", out], "is a directory")
-    line = probe(["predict", bad_files / "gaas.cif", "--model", model_file, "--out", out], "Ga", "unknown to the model")
+    probe(["predict", bad_files / "gaas.cif", "--model", model_file, "--out", out], "Ga", "unknown to the model")
     assert not out.exists()
     res = runner.invoke(app, ["predict", str(bad_files / "gaas.cif"), "--model", str(model_file), "--out", str(out)])
     assert "computing S and H0" not in res.output  # refused before the engine ran
-    del line
 
 
 def test_devices_and_checkpoints(bad_files, model_file, tmp_path):
@@ -190,9 +188,8 @@ def test_second_writer_refused_at_once(bad_files, tmp_path):
     import os
 
     with DatasetStore(out, mode="a"):
-        line = probe(["generate", bad_files / "si.cif", "--out", out, "--engine", "toy", "--workers", "0",
+        probe(["generate", bad_files / "si.cif", "--out", out, "--engine", "toy", "--workers", "0",
                       "--no-progress"], "busy.lmdb", f"in use by PID {os.getpid()}")
-    del line
 
 
 def test_internal_errors_keep_their_traceback(record_file, monkeypatch):
