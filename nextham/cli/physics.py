@@ -23,13 +23,6 @@ MAX_DENSITY = 1000.0  # k-points per 1/Å along the path (40 is the default; 100
 WHICH = ("H", "H0")
 
 
-def load_record(reference: str | Path) -> StructureRecord:
-    """The record a reference names (file, DFT folder, DATASET@N), checked for shapes and finiteness."""
-    from ..data.reference import open_record
-
-    return open_record(reference)[1]
-
-
 def _parse_kpoints(k: list[str] | None, kpoints: Path | None) -> np.ndarray:
     if bool(k) == bool(kpoints):
         raise UsageError("give k-points either with --k \"kx ky kz\" (repeatable) or with --kpoints FILE")
@@ -69,11 +62,12 @@ def register(app: typer.Typer) -> None:
             which: str = typer.Option("H", "--which", help="H or H0"),
             as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
         """Eigenvalues (eV, ascending) of (H(k), S(k)) at the given fractional k-points."""
+        from ..data.reference import open_record
         from ..physics.bands import eigenvalues
 
         _check_which(which)
         pts = _parse_kpoints(k, kpoints)
-        rec = load_record(record)
+        rec = open_record(record)[1]
         eps, dropped = eigenvalues(rec, pts, which=which)
         if as_json:
             typer.echo(json.dumps({"kpoints": pts.tolist(),

@@ -59,6 +59,13 @@ def register(app: typer.Typer) -> None:
         try:
             trainer = Trainer(cfg, resume=resume)
             metrics = trainer.fit()
+        except RuntimeError as exc:  # load_state_dict on --resume: weights of another model size
+            if "state_dict" not in str(exc):
+                raise
+            from ..train.checkpoint import CheckpointError
+
+            raise CheckpointError(f"the checkpoint to resume does not fit the configured model (another model "
+                                  f"size?): {str(exc).splitlines()[0][:160]}") from None
         except TrainingInterrupted as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(130) from None

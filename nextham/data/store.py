@@ -379,7 +379,11 @@ class DatasetStore:
 
     def __getitem__(self, index: int) -> StructureRecord:
         index = self._index(index)
-        return record_from_bytes(self.raw(index), source=f"{self.path}@{index}", index=index)
+        try:
+            return record_from_bytes(self.raw(index), source=f"{self.path}@{index}", index=index)
+        except CorruptRecordError as exc:
+            raise CorruptRecordError(f"{exc}; `nextham info {self.path} --check` lists every damaged record and "
+                                     f"rerunning the `nextham generate` command recomputes them", index) from None
 
     def verify(self, index: int) -> str | None:
         """None when record ``index`` passes its checksum, else the problem (fast: no decoding)."""
@@ -497,9 +501,9 @@ class DatasetStore:
             problem = self.verify(i)
             if problem is None and decode:
                 try:
-                    self[i].validate(hermitian_tol=None)
+                    record_from_bytes(self.raw(i)).validate(hermitian_tol=None)
                 except (StoreError, ValueError) as exc:  # RecordError is a ValueError
-                    problem = str(exc).split(": ", 1)[-1] if str(exc).startswith(str(self.path)) else str(exc)
+                    problem = str(exc).removeprefix(": ")
             if problem is not None:
                 problems[i] = problem
         return problems
