@@ -121,6 +121,9 @@ def _convert_records(src: str, dst: Path, to: str, force: bool) -> None:
     if not single_file:
         if dst.exists() and not dst.is_dir():
             raise UsageError(f"{dst}: exists and is not a folder ({n} records go into a folder)")
+        if dst.suffix in (".h5", ".hdf5") and not dst.exists():
+            raise UsageError(f"{dst}: {n} records go into a folder, not one .h5 file; give a folder name or "
+                             f"select one record with {src}@N")
     written = 0
     for ref, rec in resolve(src, allow_slice=True):
         if single_file:

@@ -230,3 +230,9 @@ def test_debug_shows_the_traceback_of_user_errors(tmp_path):
     res = runner.invoke(app, ["--debug", "info", str(tmp_path / "missing.h5")])
     assert res.exit_code == 1 and res.exception is not None and "missing.h5" in str(res.exception)
     probe(["info", tmp_path / "missing.h5"], "missing.h5")  # and the next command is back to one line
+
+
+def test_convert_many_records_into_one_file_refused(dataset, tmp_path):
+    probe(["convert", dataset, tmp_path / "all.h5"], "4 records go into a folder", watch=(dataset,))
+    probe(["convert", f"{dataset}@1:1", tmp_path / "none"], "selects no records")
+    assert not (tmp_path / "all.h5").exists() and not (tmp_path / "none").exists()
