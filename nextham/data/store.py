@@ -256,17 +256,14 @@ class DatasetStore:
                 raise StoreError(f"{self.path}: is a directory, not a nextham dataset file")
         self.env = None
         self._lock: WriterLock | None = None
+        # size first (a writer only ever grows the file past its meta pages' page count), then the lock
+        if self.path.exists() and self.path.stat().st_size > 0:
+            check_lmdb_size(self.path)
+        elif mode == "r":
+            raise StoreError(f"{self.path}: empty file, not a nextham dataset")
         if mode == "a":
             self._lock = WriterLock(self.path)
             self._lock.acquire()
-        if self.path.exists() and self.path.stat().st_size > 0:
-            try:
-                check_lmdb_size(self.path)
-            except StoreError:
-                self._release_lock()
-                raise
-        elif mode == "r":
-            raise StoreError(f"{self.path}: empty file, not a nextham dataset")
         try:
             self.env = lmdb.open(str(self.path), subdir=False, map_size=map_size, readonly=(mode == "r"),
                                  lock=(mode == "a"), max_dbs=0, readahead=False, meminit=False,

@@ -208,7 +208,7 @@ def test_internal_errors_keep_their_traceback(record_file, monkeypatch):
 def test_generate_refuses_damaged_files(bad_files, model_file, dataset, tmp_path):
     half = bad_files / "half.lmdb"
     probe(["generate", bad_files / "si.cif", "--out", half, "--engine", "toy", "--workers", "0", "--no-progress"],
-          "half.lmdb", "truncated", watch=(half,))
+          "half.lmdb", "truncated", watch=(bad_files,))
     probe(["train", tmp_path / "none.yaml"], "no such config")
     ck = torch.load(model_file, weights_only=True)
     ck["config"]["model"]["overrides"] = {"hidden": 5}
