@@ -84,6 +84,12 @@ def validate_settings(engine_name: str, settings: dict[str, Any]) -> dict[str, A
                 raise UsageError(f"{shown}: expected a list")
         elif default is None and value is not None and not isinstance(value, (dict, list, str)):
             raise UsageError(f"{shown}: expected a JSON object")
+    if engine_name == "gpaw" and ("basis" in settings or "xc" in settings):
+        from ..engines.gpaw import available_elements
+
+        basis, xc = settings.get("basis", defaults["basis"]), settings.get("xc", defaults["xc"])
+        if not available_elements(xc, basis):
+            raise UsageError(f"--set basis={basis} (xc {xc}): no GPAW setup has this basis set (e.g. dzp, szp(dzp))")
     return settings
 
 

@@ -236,3 +236,10 @@ def test_convert_many_records_into_one_file_refused(dataset, tmp_path):
     probe(["convert", dataset, tmp_path / "all.h5"], "4 records go into a folder", watch=(dataset,))
     probe(["convert", f"{dataset}@1:1", tmp_path / "none"], "selects no records")
     assert not (tmp_path / "all.h5").exists() and not (tmp_path / "none").exists()
+
+
+def test_unknown_gpaw_basis_refused_before_work(bad_files, tmp_path):
+    pytest.importorskip("gpaw")
+    out = tmp_path / "b.lmdb"
+    probe(["generate", bad_files / "si.cif", "--out", out, "--set", "basis=qzp9", "--workers", "0"], "basis=qzp9")
+    assert not out.exists()
