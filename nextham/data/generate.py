@@ -209,6 +209,10 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
                     store.append(rec, item.key, {**base, **info})
                 summary.computed += 1
                 summary.cleared += store.forget_failures_of(item.source, item.name)
+            elif item.key in rewrite:  # keep the record's done status: the damaged record stays listed
+                summary.failed += 1
+                summary.failures[item.name] = f"recomputing damaged record {rewrite[item.key]}: {payload}"
+                echo(f"FAILED {item.name}: {summary.failures[item.name]}")
             else:
                 _fail(store, summary, item, payload, {**base, **info}, echo)
             bar.update(1)
@@ -238,7 +242,7 @@ def _fail(store: DatasetStore, summary: GenerateSummary, item: StructureInput, r
 
 
 def _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, workers, scheduler, echo,
-                          dashboard) -> None:
+              dashboard: str | None = None) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover
