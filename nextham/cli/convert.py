@@ -113,7 +113,7 @@ def _refuse_overwrite(targets: list[Path], force: bool) -> None:
 
 def _convert_records(src: str, dst: Path, to: str, force: bool) -> None:
     """Dataset records (DATASET@N, DATASET@A:B, DATASET) -> one file/folder each."""
-    from ..data.reference import count_selected, resolve
+    from ..data.reference import count_selected, resolve, validated
     from ..io.registry import write
 
     n = count_selected(src)
@@ -126,6 +126,7 @@ def _convert_records(src: str, dst: Path, to: str, force: bool) -> None:
                              f"select one record with {src}@N")
     written = 0
     for ref, rec in resolve(src, allow_slice=True):
+        rec = validated(ref, rec)  # before anything is written
         if single_file:
             target = dst
         else:

@@ -234,7 +234,7 @@ def describe(path: str | Path, per_structure: bool = False) -> dict:
                 return dataset_info(base, per_structure=per_structure)
             with coll:
                 return _collection_summary(coll, per_structure)
-    ref, rec = open_record(path, validate=False)
+    ref, rec = open_record(path)
     out = _record_summary(rec, base)
     if ref.index is not None:
         out.update(index=ref.index, key=ref.key, source=ref.source)

@@ -279,13 +279,17 @@ def open_record(text: str | os.PathLike, validate: bool = True) -> tuple[RecordR
     """The one record that ``text`` names (``FILE``, ``FOLDER``, ``DATASET@N``), checked for shapes
     and finiteness (``validate``)."""
     ((ref, rec),) = list(resolve(text, allow_slice=False))
-    if validate:
-        where = ref.path if ref.index is None else f"{ref.path}@{ref.index}"
-        try:
-            rec = rec.validate(hermitian_tol=None)
-        except (RecordError, *_DECODE_ERRORS) as exc:
-            raise InputFileError(f"{where}: invalid record ({exc})") from None
-    return ref, rec
+    return ref, (validated(ref, rec) if validate else rec)
+
+
+def validated(ref: RecordRef, rec: StructureRecord) -> StructureRecord:
+    """``rec`` after its shape/finiteness check (no Hermiticity tolerance); any failure of the check on
+    inconsistent arrays is an :class:`InputFileError` naming the record."""
+    where = ref.path if ref.index is None else f"{ref.path}@{ref.index}"
+    try:
+        return rec.validate(hermitian_tol=None)
+    except (RecordError, *_DECODE_ERRORS) as exc:
+        raise InputFileError(f"{where}: invalid record ({exc})") from None
 
 
 def count_selected(text: str | os.PathLike) -> int:

@@ -108,6 +108,6 @@ def write(record: StructureRecord, path: str | os.PathLike, fmt: str) -> Path:
         raise FormatError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     try:  # never write what nextham could not read back (NaN blocks, wrongly sized matrices)
         record.validate(hermitian_tol=None)
-    except RecordError as exc:
+    except (RecordError, ValueError, IndexError) as exc:  # inconsistent array lengths fail inside the check
         raise FormatError(path, f"not written: invalid record ({exc})") from None
     return wrap_errors(path, FORMATS[fmt].write, record, path)
