@@ -67,6 +67,10 @@ def register(app: typer.Typer) -> None:
         if single:
             fmt = detect_format(src) if from_ == "auto" else from_
             _refuse_overwrite([dst], force)
+            if fmt == "nextham":  # a damaged record is named as the input, before anything is written
+                from ..data.reference import open_record
+
+                open_record(src)
             from ..io.batch import convert_one
             out = convert_one(str(src), str(dst), fmt, to, str(h0) if h0 else None, options)
             if not out.ok:

@@ -5,7 +5,6 @@ Built once per session with the toy engine (analytic, milliseconds per structure
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -57,16 +56,3 @@ def model_file(dataset, tmp_path_factory) -> Path:
     (run / "c.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
     Trainer(cfg, resume="never").fit()
     return run / "model.pt"
-
-
-def tree_digest(*paths: Path) -> str:
-    """Hash of names, sizes and contents of every file under ``paths`` (to prove nothing was touched)."""
-    h = hashlib.sha1()
-    for root in paths:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for f in files:
-            if f.name.endswith("-lock"):
-                continue  # LMDB's reader table
-            h.update(str(f).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()

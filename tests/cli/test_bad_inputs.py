@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from nextham.cli.main import app
 from nextham.data.store import DatasetStore
 
-from conftest import tree_digest
+from cli_helpers import tree_digest
 
 runner = CliRunner()
 
@@ -243,3 +243,26 @@ def test_unknown_gpaw_basis_refused_before_work(bad_files, tmp_path):
     out = tmp_path / "b.lmdb"
     probe(["generate", bad_files / "si.cif", "--out", out, "--set", "basis=qzp9", "--workers", "0"], "basis=qzp9")
     assert not out.exists()
+
+
+def test_inconsistent_edge_arrays(record_file, dataset, tmp_path):
+    """Found by the fuzz run: edge_index and edge_R of different lengths crashed info and convert."""
+    import h5py
+
+    rec = tmp_path / "edges.h5"
+    rec.write_bytes(record_file.read_bytes())
+    with h5py.File(rec, "r+") as f:
+        e = f["edge_index"][()]
+        del f["edge_index"]
+        f["edge_index"] = e[:-1]
+    probe(["info", rec], "edges.h5", "invalid record")
+    probe(["convert", rec, tmp_path / "out.h5"], "edges.h5")
+    with DatasetStore(dataset) as st:
+        st.export_hdf5(tmp_path / "export.h5")
+    with h5py.File(tmp_path / "export.h5", "r+") as f:
+        g = f["records/0000000001"]
+        e = g["edge_index"][()]
+        del g["edge_index"]
+        g["edge_index"] = e[:-1]
+    probe(["convert", f"{tmp_path / 'export.h5'}@1", tmp_path / "out.h5"], "export.h5@1", "invalid record")
+    assert not (tmp_path / "out.h5").exists()
