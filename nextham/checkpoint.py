@@ -91,10 +91,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable nextham checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{path}: not a readable nextham checkpoint ({_load_reason(exc)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a nextham checkpoint")
     if int(data.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {data['format_version']} is newer than this nextham "
                               f"({FORMAT_VERSION}); upgrade nextham")
     return data
+
+
+def _load_reason(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to retry with
+    ``weights_only=False`` (that would execute code from the file)."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return ("it holds pickled Python objects other than tensors and plain data; nextham refuses to "
+                "unpickle them because that can run code from the file")
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {first[:200]}"

@@ -21,6 +21,7 @@ from ase import Atoms
 from .basis.orbitals import Basis
 from .blocks.record import StructureRecord
 from .checkpoint import CheckpointError, load_checkpoint
+from .errors import UsageError
 from .models import DTYPES, batch_functions, build_model, model_hamiltonian
 
 
@@ -73,7 +74,11 @@ def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cp
                             bool(ckpt["spinful"]), dtype)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:  # the weights do not fit the model its config describes
+        raise CheckpointError(f"{path}: its weights do not fit the model its config describes (another model "
+                              f"size or a damaged file): {str(exc).splitlines()[0][:160]}") from None
     device = torch.device(device)
     model.to(device).eval()
     build, collate = batch_functions(m["kind"], cfg["data"]["cutoff"], dtype, getattr(model, "output_radius", None))
@@ -95,37 +100,80 @@ def predict_records(trained: TrainedModel, records: Sequence[StructureRecord]) -
 
 
 def check_basis(model_basis: Basis, record: StructureRecord) -> None:
-    """The engine's basis for each element must be the one the model was trained on."""
+    """The engine's basis for each element must be the one the model was trained on (UsageError)."""
     for el in record.basis.elements:
         if el.symbol not in model_basis:
-            raise ValueError(f"the model was not trained on element {el.symbol} "
+            raise UsageError(f"the model was not trained on element {el.symbol} "
                              f"(it knows {', '.join(model_basis.symbols)})")
         if model_basis[el.symbol].ls != el.ls:
-            raise ValueError(f"element {el.symbol}: the engine's basis {el.spec()} differs from the model's "
+            raise UsageError(f"element {el.symbol}: the engine's basis {el.spec()} differs from the model's "
                              f"{model_basis[el.symbol].spec()}; use the engine settings of the training data")
 
 
+def predicted_fermi_level(record: StructureRecord, kpt_density: float = 3.0,
+                          max_kpoints: int = 1000) -> tuple[float | None, dict]:
+    """Fermi level (eV) of the predicted H: Gaussian-smeared (10 meV) occupation of the predicted bands
+    on a Γ-centred k-mesh (``kpt_density`` points per Å^-1) holding the record's valence electrons."""
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    from .physics.bands import eigenvalues
+    from .physics.dos import fermi_level
+    from .physics.kpoints import monkhorst_pack
+
+    md = record.metadata or {}
+    n_valence = md.get("n_valence", md.get("n_electrons"))
+    if n_valence is None or not np.isfinite(float(n_valence)):
+        return None, {"fermi_level": "not computed: the record does not store its valence electron count"}
+    mesh = [int(x) for x in kptdensity2monkhorstpack(record.to_atoms(), kptdensity=kpt_density, even=False)]
+    while np.prod(mesh) > max_kpoints:
+        mesh = [max(1, m - 1) for m in mesh]
+    eps, _ = eigenvalues(record, monkhorst_pack(tuple(mesh)), which="H")
+    try:
+        ef = fermi_level(eps, float(n_valence), sigma=0.01, spin_degeneracy=1.0 if record.spinful else 2.0)
+    except ValueError as exc:  # more valence electrons than the basis holds states
+        return None, {"fermi_level": f"not computed: {exc}"}
+    return ef, {"fermi_level": {"from": "predicted bands", "k_mesh": mesh, "n_valence": float(n_valence),
+                                "smearing": "gaussian 0.01 eV"}}
+
+
 def predict_structure(trained: TrainedModel, atoms: Atoms, engine_name: str | None = None,
-                      ) -> tuple[StructureRecord, dict[str, float]]:
-    """Engine (S and H0 only, no SCF) -> model: the predicted record and the time of each stage (s).
+                      log: Callable[[str], None] = lambda message: None,
+                      where: str = "structure") -> tuple[StructureRecord, dict[str, float]]:
+    """Engine (S and H0 only, no SCF) -> model -> Fermi level of the predicted bands: the predicted record
+    and the time of each stage (s). ``log`` gets a line as each stage starts.
 
     The engine is the training data's with its settings unless ``engine_name`` names another (which
-    then runs with its default settings).
+    then runs with its default settings, with a warning). Engine errors name ``where``.
     """
     from .engines import get_engine
+    from .engines.base import EngineError
 
     eng = trained.engine
     name = engine_name or eng.get("name") or "gpaw"
-    settings = json.loads(eng.get("settings_json", "{}")) if name == eng.get("name") else {}
+    if engine_name and eng.get("name") and engine_name != eng.get("name"):
+        log(f"WARNING: the model was trained on data of engine {eng.get('name')}, predicting with {engine_name}: "
+            f"H0 and the basis differ from the training data")
+    settings = json.loads(eng.get("settings_json", "{}") or "{}") if name == eng.get("name") else {}
     engine = get_engine(name, **settings)
     times = {}
-    t = time.perf_counter()
-    rec = engine.compute(atoms, soc=trained.spinful, h0_only=True)
+    try:
+        engine.check_input(atoms)  # overlapping atoms, missing setups, ... before any compute
+        t = time.perf_counter()
+        log(f"computing S and H0 with {name} ({len(atoms)} atoms, no SCF)")
+        rec = engine.compute(atoms, soc=trained.spinful, h0_only=True)
+    except EngineError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
     times["engine_S_H0_s"] = time.perf_counter() - t
     check_basis(trained.basis, rec)
     t = time.perf_counter()
+    log("predicting H with the model")
     pred = predict_records(trained, [rec])[0]
     times["model_s"] = time.perf_counter() - t
-    pred.metadata = {**pred.metadata, "predicted_by": {"checkpoint": str(trained.path),
-                                                       "versions": trained.checkpoint["versions"]}}
+    t = time.perf_counter()
+    log("Fermi level from the predicted bands")
+    ef, ef_info = predicted_fermi_level(pred)
+    times["fermi_level_s"] = time.perf_counter() - t
+    pred = pred.replace(fermi_energy_eV=ef, metadata={
+        **pred.metadata, **ef_info, "predicted_by": {"checkpoint": str(trained.path),
+                                                     "versions": trained.checkpoint["versions"]}})
     return pred, times

@@ -2,8 +2,8 @@
 
 The order, lowest first (packages on one line form one layer and may import each other)::
 
-    typed_config < basis < structure < blocks < physics < tightbinding < io < engines < data < graph < nn < losses
-      < models, checkpoint < inference < analysis < train < workflows < cli
+    errors, typed_config, checkpoint < basis < structure < blocks < physics < tightbinding < io < engines < data < graph < nn < losses
+      < models < inference < analysis < train < workflows < cli
 
 ``nextham.testing`` (helpers for tests) may import anything; no production package imports it.
 Every import statement counts, also those inside functions.
@@ -15,8 +15,8 @@ from pathlib import Path
 import nextham
 
 LAYERS = [
-    ["typed_config"], ["basis"], ["structure"], ["blocks"], ["physics"], ["tightbinding"], ["io"], ["engines"], ["data"],
-    ["graph"], ["nn"], ["losses"], ["models", "checkpoint"], ["inference"], ["analysis"], ["train"],
+    ["errors", "typed_config", "checkpoint"], ["basis"], ["structure"], ["blocks"], ["physics"], ["tightbinding"], ["io"], ["engines"], ["data"],
+    ["graph"], ["nn"], ["losses"], ["models"], ["inference"], ["analysis"], ["train"],
     ["workflows"], ["cli"],
 ]
 RANK = {name: n for n, layer in enumerate(LAYERS) for name in layer}

@@ -59,7 +59,9 @@ def evaluate(dataset: str | Path, checkpoint: str | Path, out_dir: str | Path, s
     if limit:
         idx = idx[:limit]
     if not idx:
-        raise ValueError(f"split {split!r} of {dataset} is empty")
+        from ..data.access import DatasetError
+
+        raise DatasetError(f"split {split!r} of {dataset} is empty")
     err_model, err_h0 = HamiltonianErrors(), HamiltonianErrors()
     bands_model, bands_h0 = BandErrors(), BandErrors()
     kpts = monkhorst_pack(k_mesh, shift=True)

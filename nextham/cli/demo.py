@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ..errors import UsageError
 from .errors import clear_errors
+from .options import check_device
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +25,8 @@ def register(app: typer.Typer) -> None:
         """Generate a small seeded SOC dataset with the embedded engine, train a small model, predict
         held-out structures and report: gauge MAE of the model vs H0, band errors, ghost states,
         timing, and a band plot DFT vs H0 vs predicted."""
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a folder")
         if builtin:
             import json
 
@@ -30,7 +34,20 @@ def register(app: typer.Typer) -> None:
 
             typer.echo(json.dumps(run_builtin_example(out / "builtin"), indent=2))
             return
+        from ..nn.config import PRESETS
         from ..workflows.demo import DemoSettings, run_demo
+
+        # every option is checked before the dataset stage (minutes of DFT) starts
+        if preset not in PRESETS:
+            raise UsageError(f"--preset {preset!r}: unknown (choose from {', '.join(sorted(PRESETS))})")
+        if per_material < 2:
+            raise UsageError(f"--per-material must be >= 2 (a training and a held-out structure per material; "
+                             f"got {per_material})")
+        if epochs < 1:
+            raise UsageError(f"--epochs must be >= 1 (got {epochs})")
+        if workers < 0:
+            raise UsageError(f"--workers must be >= 0 (got {workers})")
+        check_device(device)
 
         s = DemoSettings(per_material=per_material, epochs=epochs, preset=preset, soc=soc, workers=workers)
         summary = run_demo(out, s, log=lambda m: typer.echo(m), device=device)

@@ -1,8 +1,17 @@
-"""One clear error line instead of a traceback for the user-facing failures of nextham."""
+"""One clear error line for user errors; internal errors keep their traceback.
+
+User errors are :class:`nextham.errors.UserError` and the error types of the readers and writers
+registered here (``FormatError``, ``RecordError``, ``BasisError``, ``StoreError``, ...) plus the
+operating system's file errors (missing file, a directory given as a file, no permission). They are
+printed as ``error: <message>`` on stderr with exit status 2. Anything else (a ``ValueError`` or
+``KeyError`` from deep inside nextham, ...) is a bug: it propagates with its traceback (exit status
+1). ``nextham --debug ...`` (or ``NEXTHAM_DEBUG=1``) shows the traceback of user errors too.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Callable, TypeVar
 
@@ -10,10 +19,12 @@ import typer
 
 from ..basis.orbitals import BasisError
 from ..blocks.record import RecordError
+from ..errors import UserError
 
 F = TypeVar("F", bound=Callable)
 
-USER_ERRORS: tuple[type[BaseException], ...] = (RecordError, BasisError, FileNotFoundError, ValueError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, RecordError, BasisError, FileNotFoundError,
+                                                IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def register_user_error(exc_type: type[BaseException]) -> None:
@@ -23,18 +34,70 @@ def register_user_error(exc_type: type[BaseException]) -> None:
         USER_ERRORS = USER_ERRORS + (exc_type,)
 
 
+_registered = False
+
+
+def _register_library_errors() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from ..data.store import StoreError
+    from ..engines.base import EngineError
+    from ..io.errors import FormatError
+
+    # EngineError covers EngineInputError (bad structure), EngineUnavailable and a failed calculation
+    for exc in (FormatError, StoreError, EngineError):
+        register_user_error(exc)
+    try:
+        from ..checkpoint import CheckpointError
+        from ..train.config import ConfigError
+        from ..data.access import DatasetError
+
+        for exc in (CheckpointError, ConfigError, DatasetError):
+            register_user_error(exc)
+    except ImportError:  # pragma: no cover - torch missing: train errors cannot occur
+        pass
+
+
+_debug = False
+
+
+def set_debug(enabled: bool) -> None:
+    """``nextham --debug``: user errors propagate with their traceback (set per invocation)."""
+    global _debug
+    _debug = bool(enabled)
+
+
+def debug_enabled() -> bool:
+    return _debug or os.environ.get("NEXTHAM_DEBUG", "") not in ("", "0")
+
+
+def user_message(exc: BaseException) -> str:
+    """The one-line text of a user error (OS errors get their file name in front)."""
+    if isinstance(exc, OSError) and not isinstance(exc, UserError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror.lower()}"
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())  # one line
+
+
 def clear_errors(fn: F) -> F:
-    """Decorator: report user errors as ``error: <message>`` on stderr and exit with status 2."""
+    """Decorator: report user errors as ``error: <message>`` on stderr and exit with status 2;
+    let every other exception (a bug) through with its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _register_library_errors()
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:  # noqa: B902
-            typer.echo(f"error: {exc}", err=True)
+            if debug_enabled():
+                raise
+            typer.echo(f"error: {user_message(exc)}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+

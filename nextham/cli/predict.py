@@ -4,52 +4,126 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
+from ..errors import InputFileError, UsageError
 from .errors import clear_errors
+from .options import check_device
+
+OUT_FORMATS = ("auto", "nextham", "abacus", "deeph", "deeph-legacy")
 
 
-def predict_structure(structure: Path, model_path: Path, out: Path, soc: Optional[bool] = None, fmt: str = "auto",
-                      device: str = "auto", engine_name: Optional[str] = None) -> dict:
-    """Engine (S, H0 only) -> model -> written record; returns the format, the output and stage times (s)."""
+def read_structure(text: str | Path):
+    """One structure from an ASE-readable file; ``FILE@N`` picks frame N of a multi-frame file."""
     import ase.io
 
+    from ..data.generate import check_atoms
+    from ..data.reference import split_reference
+    from ..engines.base import EngineInputError
+
+    path, selector = split_reference(text)
+    if not path.exists():
+        raise UsageError(f"{path}: no such structure file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give one structure file (CIF, POSCAR, extxyz, ...)")
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: empty file, no structure in it")
+    try:
+        frames = ase.io.read(path, index=":")
+    except Exception as exc:  # noqa: BLE001 - ASE's readers raise anything on garbage
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputFileError(f"{path}: cannot read a structure ({type(exc).__name__}: {first})") from None
+    if not frames:
+        raise InputFileError(f"{path}: no structure in the file")
+    if selector is None:
+        if len(frames) > 1:
+            raise UsageError(f"{path}: holds {len(frames)} structures; predict takes one: choose it as "
+                             f"{path}@N (0..{len(frames) - 1})")
+        atoms = frames[0]
+    else:
+        try:
+            atoms = frames[int(selector)]
+        except (ValueError, IndexError):
+            raise UsageError(f"{path}@{selector}: no frame {selector} (the file holds {len(frames)})") from None
+    try:
+        check_atoms(atoms)
+    except EngineInputError as exc:
+        raise InputFileError(f"{path}: {exc}") from None
+    return atoms
+
+
+def predict_structure(structure: str | Path, model_path: Path, out: Path, soc: Optional[bool] = None,
+                      fmt: str = "auto", device: str = "auto", engine_name: Optional[str] = None,
+                      log: Callable[[str], None] = print) -> dict:
+    """Structure file -> :func:`nextham.inference.predict_structure` -> written record; returns the stage
+    times (s). ``log`` gets a line as each stage starts."""
+    from ..basis.orbitals import Basis
+    from ..checkpoint import load_checkpoint
     from ..inference import load_trained_model, predict_structure as predict, select_device
     from ..io.registry import write
 
+    atoms = read_structure(structure)
     t = time.perf_counter()
+    log(f"loading the model {model_path}")
+    ckpt = load_checkpoint(model_path)  # refuses a wrong file, an unknown element or spin before any compute
+    model_basis = Basis.from_json(ckpt["basis"])
+    unknown = sorted(set(atoms.get_chemical_symbols()) - set(model_basis.symbols))
+    if unknown:
+        raise UsageError(f"{structure}: element(s) {', '.join(unknown)} unknown to the model {model_path} "
+                         f"(trained on {', '.join(model_basis.symbols)})")
+    spinful = bool(ckpt["spinful"])
+    if soc is not None and soc != spinful:
+        raise UsageError(f"the model was trained {'with' if spinful else 'without'} spin-orbit coupling; "
+                         f"{'drop --soc' if not spinful else 'use --soc'}")
     trained = load_trained_model(model_path, select_device(device))
     times = {"load_model_s": time.perf_counter() - t}
-    if soc is not None and soc != trained.spinful:
-        raise ValueError(f"the model was trained {'with' if trained.spinful else 'without'} spin-orbit coupling; "
-                         f"{'add' if trained.spinful else 'drop'} --soc")
-    pred, stage_times = predict(trained, ase.io.read(structure), engine_name)
+    pred, stage_times = predict(trained, atoms, engine_name, log=log, where=str(structure))
     times.update(stage_times)
+    pred.validate(hermitian_tol=None)
     t = time.perf_counter()
     if fmt == "auto":
         fmt = "nextham" if out.suffix in (".h5", ".hdf5") else "deeph"
+    log(f"writing {out} ({fmt})")
     write(pred, out, fmt)
     times["write_s"] = time.perf_counter() - t
-    return {"format": fmt, "out": str(out), **times}
+    return {"format": fmt, "out": str(out), "fermi_energy_eV": pred.fermi_energy_eV, **times}
+
+
+def check_out(out: Path, fmt: str, force: bool) -> None:
+    """``--out`` in an existing folder, not overwriting without ``--force``."""
+    if fmt not in OUT_FORMATS:
+        raise UsageError(f"--format {fmt!r}: unknown (choose from {', '.join(OUT_FORMATS)})")
+    if not out.parent.exists():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist (create it first)")
+    if out.exists() and not force:
+        raise UsageError(f"--out {out}: already exists; pass --force to overwrite it")
+    if out.is_dir() and (fmt == "nextham" or (fmt == "auto" and out.suffix in (".h5", ".hdf5"))):
+        raise UsageError(f"--out {out}: is a directory; a nextham record is a file")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     @clear_errors
-    def predict(structure: Path = typer.Argument(..., help="structure file readable by ASE (CIF, POSCAR, extxyz, ...)"),
+    def predict(structure: str = typer.Argument(..., help="structure file readable by ASE (CIF, POSCAR, extxyz, "
+                                                "...); FILE@N for frame N of a multi-frame file"),
                 model: Path = typer.Option(..., "--model", help="trained model (model.pt / best.pt)"),
                 out: Path = typer.Option(..., "--out", help="output: .h5 record, or a folder for --format abacus/deeph"),
                 soc: Optional[bool] = typer.Option(None, "--soc/--no-soc", help="spin-orbit (must match the model)"),
                 fmt: str = typer.Option("auto", "--format", help="nextham, abacus, deeph, deeph-legacy "
                                                                  "(auto: nextham for .h5, else deeph)"),
                 engine: Optional[str] = typer.Option(None, "--engine", help="engine (default: the training data's)"),
-                device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N")) -> None:
+                device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N"),
+                force: bool = typer.Option(False, "--force", help="overwrite an existing --out")) -> None:
         """Predict the self-consistent H of a structure: the engine computes S and H0 only (no SCF), the
-        model adds the correction. Prints the time of each stage."""
-        if not structure.exists():
-            raise FileNotFoundError(f"{structure}: no such structure file")
-        res = predict_structure(structure, model, out, soc, fmt, device, engine)
+        model adds the correction; the record carries the Fermi level of the predicted bands. Prints each
+        stage as it starts and the time of each."""
+        check_out(out, fmt, force)
+        check_device(device)
+        if model.is_dir():
+            raise UsageError(f"--model {model}: is a directory; give the model file (model.pt)")
+        res = predict_structure(structure, model, out, soc, fmt, device, engine,
+                                log=lambda m: typer.echo(m, err=True))
         for k, v in res.items():
             typer.echo(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")

@@ -35,13 +35,37 @@ def register(app: typer.Typer) -> None:
         from ..train.distributed import cleanup_distributed
         from ..train.loop import Trainer, TrainingInterrupted
 
-        cfg = TrainConfig.from_yaml(config, overrides or [])
+        import yaml
+
+        from ..train.config import ConfigError
+
+        if config.is_dir():
+            raise ConfigError(f"{config}: is a directory; give the config file (YAML)")
+        try:
+            cfg = TrainConfig.from_yaml(config, overrides or [])
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f":{where.line + 1}" if where is not None else ""
+            raise ConfigError(f"{config}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{config}: not a text file (a YAML config is expected)") from None
+        if cfg.run.device != "auto":
+            from .options import check_device
+
+            check_device(cfg.run.device)
         if print_config:
             typer.echo(cfg.to_yaml())
             return
         try:
             trainer = Trainer(cfg, resume=resume)
             metrics = trainer.fit()
+        except RuntimeError as exc:  # load_state_dict on --resume: weights of another model size
+            if "state_dict" not in str(exc):
+                raise
+            from ..checkpoint import CheckpointError
+
+            raise CheckpointError(f"the checkpoint to resume does not fit the configured model (another model "
+                                  f"size?): {str(exc).splitlines()[0][:160]}") from None
         except TrainingInterrupted as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(130) from None

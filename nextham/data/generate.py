@@ -30,8 +30,34 @@ class GenerateSummary:
     skipped_failed: int = 0
     computed: int = 0
     failed: int = 0
+    recomputed: int = 0  # stored records that failed their checksum and were computed again
+    cleared: int = 0  # failures of earlier runs resolved by this run
     failures: dict[str, str] = field(default_factory=dict)
+    failed_earlier: dict[str, str] = field(default_factory=dict)  # name -> reason (not retried)
+    damaged_not_in_inputs: dict[int, str] = field(default_factory=dict)  # index -> problem
     wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every input is in the dataset (nothing failed now or earlier, no damaged record left)."""
+        return not (self.failed or self.skipped_failed or self.damaged_not_in_inputs)
+
+
+def check_atoms(atoms) -> None:
+    """Engine-independent sanity of a structure: atoms present, finite cell and positions."""
+    import numpy as np
+
+    from ..engines.base import EngineInputError
+
+    if len(atoms) == 0:
+        raise EngineInputError("structure has no atoms")
+    if not np.isfinite(atoms.cell.array).all():
+        raise EngineInputError("cell has non-finite (NaN/inf) entries")
+    bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+    if len(bad):
+        raise EngineInputError(f"{len(bad)} atoms have non-finite (NaN/inf) coordinates, first atom {bad[0]}")
+    if atoms.pbc.any() and abs(np.linalg.det(atoms.cell.array)) < 1e-6:
+        raise EngineInputError("periodic structure with a singular (zero-volume) cell")
 
 
 def compute_task(atoms_dict: dict, engine_name: str, engine_settings: dict, soc: bool,
@@ -77,7 +103,7 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
              engine_settings: dict | None = None, soc: bool = False, h0_only: bool = False,
              workers: int = 2, scheduler: str | None = None, retry_failed: bool = False,
              dtype: str = "float64", progress: bool = True, echo: Callable[[str], None] | None = None,
-             command: str | None = None) -> GenerateSummary:
+             command: str | None = None, dashboard: str | None = None) -> GenerateSummary:
     """Compute every input not yet in the dataset ``out`` and append it; record failures.
 
     Parameters
@@ -88,6 +114,11 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
     workers : Dask LocalCluster worker processes (one thread each); 0 = run in this process.
     scheduler : address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     retry_failed : recompute structures recorded as failed in an earlier run.
+    dashboard : address for the Dask dashboard (e.g. ``127.0.0.1:8787``); None = no dashboard.
+
+    Stored records that fail their checksum are computed again when their structure is among the
+    inputs. A structure computed successfully clears the failures recorded earlier for the same
+    source file and name (e.g. a file that was unreadable and has been fixed).
     """
     from ..engines.base import EngineError, get_engine
 
@@ -117,8 +148,20 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
                                    "n_inputs": len(inputs)})
         if retry_failed:
             store.forget_failures()
+        damaged = store.check(decode=False)  # index -> problem (checksum)
+        damaged_keys: dict[str, int] = {}
+        for index in damaged:
+            try:
+                damaged_keys[store.key(index)] = index
+            except StoreError:
+                pass
+        if damaged:
+            echo(f"{out}: {len(damaged)} stored records fail their checksum (indices "
+                 f"{', '.join(map(str, sorted(damaged)[:10]))}{', ...' if len(damaged) > 10 else ''}); "
+                 f"recomputing those among the inputs")
         status = store.status()
         pending: list[StructureInput] = []
+        rewrite: dict[str, int] = {}  # key -> index of a damaged record to replace
         seen: set[str] = set()
         for item in inputs:
             if item.key in seen:
@@ -126,21 +169,28 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
                 continue
             seen.add(item.key)
             st = status.get(item.key)
-            if st is not None:
+            if item.key in damaged_keys:
+                rewrite[item.key] = damaged_keys[item.key]
+            elif st is not None:
                 if st["state"] == "done":
                     summary.skipped_done += 1
                 else:
                     summary.skipped_failed += 1
+                    summary.failed_earlier[st.get("name", item.name)] = st.get("reason", "")
                 continue
             if item.error is not None:
                 _fail(store, summary, item, item.error, {}, echo)
                 continue
             try:
+                check_atoms(item.atoms)
                 engine.check_input(item.atoms)
             except Exception as exc:  # noqa: BLE001
                 _fail(store, summary, item, f"bad input: {exc}", {}, echo)
                 continue
             pending.append(item)
+        for index, problem in damaged.items():
+            if index not in rewrite.values():
+                summary.damaged_not_in_inputs[index] = problem
         if summary.skipped_done or summary.skipped_failed:
             echo(f"resuming {out}: {summary.skipped_done} structures already done, "
                  f"{summary.skipped_failed} failed earlier (not retried), {len(pending)} to compute")
@@ -152,8 +202,17 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
             if state == "ok":
                 from .store import record_from_bytes
                 rec = record_from_bytes(payload)
-                store.append(rec, item.key, {**base, **info})
+                if item.key in rewrite:
+                    store.rewrite(rewrite[item.key], rec, item.key, {**base, **info})
+                    summary.recomputed += 1
+                else:
+                    store.append(rec, item.key, {**base, **info})
                 summary.computed += 1
+                summary.cleared += store.forget_failures_of(item.source, item.name)
+            elif item.key in rewrite:  # keep the record's done status: the damaged record stays listed
+                summary.failed += 1
+                summary.failures[item.name] = f"recomputing damaged record {rewrite[item.key]}: {payload}"
+                echo(f"FAILED {item.name}: {summary.failures[item.name]}")
             else:
                 _fail(store, summary, item, payload, {**base, **info}, echo)
             bar.update(1)
@@ -163,13 +222,14 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
                 for item in pending:
                     commit(item, compute_task(_atoms_dict(item.atoms), engine_name, engine_settings, soc, h0_only))
             elif pending:
-                _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, workers, scheduler, echo)
+                _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, workers, scheduler, echo,
+                          dashboard)
         finally:
             bar.close()
             summary.wall_s = time.time() - t_start
             store.update_manifest(last_run={"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                             "computed": summary.computed, "failed": summary.failed,
-                                            "wall_s": summary.wall_s})
+                                            "recomputed": summary.recomputed, "wall_s": summary.wall_s})
     return summary
 
 
@@ -181,7 +241,8 @@ def _fail(store: DatasetStore, summary: GenerateSummary, item: StructureInput, r
     echo(f"FAILED {item.name}: {reason}")
 
 
-def _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, workers, scheduler, echo) -> None:
+def _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, workers, scheduler, echo,
+              dashboard: str | None = None) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover
@@ -192,9 +253,12 @@ def _run_dask(pending, commit, engine_name, engine_settings, soc, h0_only, worke
         client = Client(scheduler)
         echo(f"connected to Dask scheduler {scheduler} ({len(client.scheduler_info()['workers'])} workers)")
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=40)
+        # scheduler and workers on loopback only; the dashboard (HTTP) only when asked for
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=dashboard, silence_logs=40)
         client = Client(cluster)
+        if dashboard:
+            echo(f"Dask dashboard: {client.dashboard_link}")
     try:
         by_future = {}
         for item in pending:

@@ -19,7 +19,8 @@ def dataset_info(path: str | os.PathLike, per_structure: bool = True) -> dict[st
     path = Path(path)
     with DatasetStore(path) as store:
         manifest = store.manifest
-        failures = store.failures()
+        status = store.status()
+        failures = {k: v for k, v in status.items() if v.get("state") == "failed"}
         rows = []
         elements: Counter[str] = Counter()
         abs_sum = abs_gauge_sum = 0.0
@@ -29,7 +30,10 @@ def dataset_info(path: str | os.PathLike, per_structure: bool = True) -> dict[st
             rec = store[i]
             elements.update(set(rec.symbols))
             t = rec.metadata.get("timings", {})
-            row: dict[str, Any] = {"index": i, "key": store.key(i), "formula": rec.to_atoms().get_chemical_formula(),
+            key = store.key(i)
+            st = status.get(key, {})
+            row: dict[str, Any] = {"index": i, "key": key, "formula": rec.to_atoms().get_chemical_formula(),
+                                   "name": st.get("name"), "source": Path(st["source"]).name if st.get("source") else None,
                                    "n_atoms": rec.n_atoms, "n_orbitals": rec.n_orbitals, "n_edges": rec.n_edges,
                                    "spinful": rec.spinful, "t_H0_s": t.get("t_H0"), "t_SCF_s": t.get("t_SCF")}
             if "H" in rec.blocks and "H0" in rec.blocks:

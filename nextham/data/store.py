@@ -17,18 +17,28 @@ Layout (keys are UTF-8 bytes)::
                          (union of the records' bases, Basis JSON) and ``spinful`` (the distinct
                          spin flags of the records, e.g. ``[true]``), updated with every record
     meta/count           number of records (decimal)
-    rec/<index:010d>     record index -> one record (:func:`record_to_bytes`)
+    rec/<index:010d>     record index -> one record (:func:`record_to_bytes`, with its CRC-32)
     key/<index:010d>     record index -> structure id
     status/<id>          JSON {state: "done"|"failed", index, reason, source, formula, timings, ...}
 
 A record, its key and its status entry are committed in one transaction: either all exist or
-none. The file is ``DATASET`` itself (``subdir=False``) plus LMDB's ``DATASET-lock``.
+none. The file is ``DATASET`` itself (``subdir=False``) plus LMDB's ``DATASET-lock`` and, while a
+writer has it open, ``DATASET-writer`` holding the writer's PID (an advisory ``flock``, released by
+the kernel when the writer dies, so ``kill -9`` never leaves a stale lock).
+
+Corruption: every record carries a CRC-32 of its bytes (records of format 1 written before it
+existed still read, unchecked), so a flipped bit names the record; before LMDB maps the file its
+size is checked against the page count in LMDB's meta pages, so a truncated file is an error
+message instead of SIGBUS. :meth:`DatasetStore.check` verifies every record.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import struct
 import time
 import zlib
 from pathlib import Path
@@ -43,11 +53,20 @@ from ..blocks.record import StructureRecord
 
 FORMAT = "nextham-dataset"
 FORMAT_VERSION = 1
+EXPORT_FORMAT = "nextham-dataset-hdf5"
 DEFAULT_MAP_SIZE = 1 << 40  # 1 TiB of address space; the file grows only as data are written
 
 
 class StoreError(RuntimeError):
     """The dataset file is missing, unreadable, locked by another writer or not a nextham dataset."""
+
+
+class CorruptRecordError(StoreError):
+    """One stored record fails its checksum or cannot be decoded; ``index`` names it."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
 
 
 def _lmdb():
@@ -58,7 +77,8 @@ def _lmdb():
     return lmdb
 
 
-_MAGIC = b"NXHREC1\n"
+_MAGIC = b"NXHREC1\n"  # format 1: no checksum (still read)
+_MAGIC2 = b"NXHREC2\n"  # format 2: CRC-32 (4 bytes, little endian) of everything after it
 _ARRAYS = ("cell", "positions", "numbers", "pbc", "edge_index", "edge_R")
 
 
@@ -96,31 +116,120 @@ def record_to_bytes(record: StructureRecord, dtype: str = "float64", level: int 
         header["arrays"].append(desc)
         blobs.append(blob)
     head = json.dumps(header, default=_json_default).encode()
-    return b"".join([_MAGIC, len(head).to_bytes(8, "little"), head, *blobs])
+    body = b"".join([len(head).to_bytes(8, "little"), head, *blobs])
+    return b"".join([_MAGIC2, zlib.crc32(body).to_bytes(4, "little"), body])
 
 
-def record_from_bytes(data: bytes | memoryview, source: str = "") -> StructureRecord:
-    """Inverse of :func:`record_to_bytes` (blocks returned in float64 / complex128)."""
+def verify_bytes(data: bytes | memoryview) -> str | None:
+    """None when the record bytes pass their checksum (or predate checksums), else the problem."""
     mv = memoryview(data)
-    if bytes(mv[:len(_MAGIC)]) != _MAGIC:
-        raise StoreError(f"{source}: not a nextham record blob")
-    p = len(_MAGIC)
-    nh = int.from_bytes(mv[p:p + 8], "little")
-    header = json.loads(bytes(mv[p + 8:p + 8 + nh]))
-    p += 8 + nh
-    arrays: dict[str, np.ndarray] = {}
-    for desc in header["arrays"]:
-        arrays[desc["name"]] = _unpack_array(desc, mv[p:p + desc["n"]])
-        p += desc["n"]
-    blocks = {}
-    for k, v in arrays.items():
-        if k.startswith("blocks/"):
-            blocks[k[7:]] = v.astype(np.complex128 if np.iscomplexobj(v) else np.float64, copy=False)
-    return StructureRecord(cell=arrays["cell"], positions=arrays["positions"], numbers=arrays["numbers"],
-                           pbc=arrays["pbc"], basis=Basis.from_json(header["basis"]),
-                           edge_index=arrays["edge_index"], edge_R=arrays["edge_R"], blocks=blocks,
-                           spinful=bool(header["spinful"]), fermi_energy_eV=header["fermi_energy_eV"],
-                           metadata=header["metadata"])
+    magic = bytes(mv[:len(_MAGIC2)])
+    if magic == _MAGIC:
+        return None
+    if magic != _MAGIC2 or len(mv) < len(_MAGIC2) + 12:
+        return "not a nextham record blob (bad magic bytes)"
+    stored = int.from_bytes(mv[len(_MAGIC2):len(_MAGIC2) + 4], "little")
+    if zlib.crc32(mv[len(_MAGIC2) + 4:]) != stored:
+        return "checksum mismatch (the stored bytes were altered: disk or copy corruption)"
+    return None
+
+
+def record_from_bytes(data: bytes | memoryview, source: str = "", index: int | None = None) -> StructureRecord:
+    """Inverse of :func:`record_to_bytes` (blocks returned in float64 / complex128).
+
+    Raises :class:`CorruptRecordError` naming ``source`` when the checksum fails or the bytes do
+    not decode into a valid record."""
+    problem = verify_bytes(data)
+    if problem is not None:
+        raise CorruptRecordError(f"{source}: {problem}", index)
+    mv = memoryview(data)
+    p = len(_MAGIC) + (4 if bytes(mv[:len(_MAGIC2)]) == _MAGIC2 else 0)
+    try:
+        nh = int.from_bytes(mv[p:p + 8], "little")
+        header = json.loads(bytes(mv[p + 8:p + 8 + nh]))
+        p += 8 + nh
+        arrays: dict[str, np.ndarray] = {}
+        for desc in header["arrays"]:
+            if p + desc["n"] > len(mv):
+                raise ValueError("record bytes end early")
+            arrays[desc["name"]] = _unpack_array(desc, mv[p:p + desc["n"]])
+            p += desc["n"]
+        blocks = {}
+        for k, v in arrays.items():
+            if k.startswith("blocks/"):
+                blocks[k[7:]] = v.astype(np.complex128 if np.iscomplexobj(v) else np.float64, copy=False)
+        return StructureRecord(cell=arrays["cell"], positions=arrays["positions"], numbers=arrays["numbers"],
+                               pbc=arrays["pbc"], basis=Basis.from_json(header["basis"]),
+                               edge_index=arrays["edge_index"], edge_R=arrays["edge_R"], blocks=blocks,
+                               spinful=bool(header["spinful"]), fermi_energy_eV=header["fermi_energy_eV"],
+                               metadata=header["metadata"])
+    except (ValueError, KeyError, TypeError, IndexError, zlib.error, MemoryError) as exc:
+        # ValueError covers JSON, reshape, RecordError and BasisError
+        raise CorruptRecordError(f"{source}: cannot decode the record ({type(exc).__name__}: {exc})", index) from None
+
+
+def check_lmdb_size(path: Path) -> None:
+    """Refuse a file that is not an LMDB environment or is shorter than its own page count says.
+
+    LMDB maps the file and reads pages by number: a page beyond the end of a truncated file gives
+    SIGBUS, which no exception handler catches. The two meta pages (page 0 and 1) record the page
+    size and the last page in use; the newer one (larger transaction id) is the one LMDB uses.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+        if len(head) < 152 or struct.unpack_from("<I", head, 16)[0] != 0xBEEFC0DE:
+            raise StoreError(f"{path}: not a nextham dataset (not an LMDB file)")
+        page_size = struct.unpack_from("<I", head, 40)[0]
+        if page_size < 512 or page_size & (page_size - 1) or size < 2 * page_size:
+            raise StoreError(f"{path}: damaged dataset file ({size} bytes; page size {page_size} in its header)")
+        fh.seek(page_size)
+        second = fh.read(256)
+    metas = []
+    for page in (head, second):
+        if len(page) >= 152 and struct.unpack_from("<I", page, 16)[0] == 0xBEEFC0DE:
+            last_page, txn_id = struct.unpack_from("<QQ", page, 136)
+            metas.append((txn_id, last_page))
+    if not metas:
+        raise StoreError(f"{path}: damaged dataset file (no valid LMDB meta page)")
+    needed = (max(metas)[1] + 1) * page_size
+    if size < needed:
+        raise StoreError(f"{path}: truncated dataset file: {size} bytes, but its index needs {needed} "
+                         f"(an interrupted copy or a full disk?); copy it again or regenerate it")
+
+
+class WriterLock:
+    """Advisory exclusive lock ``DATASET-writer`` holding the writer's PID (one writer per dataset)."""
+
+    def __init__(self, dataset: Path):
+        self.path = dataset.with_name(dataset.name + "-writer")
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            try:
+                pid = self.path.read_text().strip() or "unknown"
+            except OSError:
+                pid = "unknown"
+            raise StoreError(f"{self.path.with_name(self.path.name[:-len('-writer')])}: in use by PID {pid} "
+                             f"(another nextham generate is writing it); wait for it to finish or use another "
+                             f"--out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
 
 
 class DatasetStore:
@@ -145,25 +254,48 @@ class DatasetStore:
                 raise StoreError(f"{self.path}: is a directory, not a nextham dataset file")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                raise StoreError(f"{self.path}: is a directory, not a nextham dataset file")
+        self.env = None
+        self._lock: WriterLock | None = None
+        # size first (a writer only ever grows the file past its meta pages' page count), then the lock
+        if self.path.exists() and self.path.stat().st_size > 0:
+            check_lmdb_size(self.path)
+        elif mode == "r":
+            raise StoreError(f"{self.path}: empty file, not a nextham dataset")
+        if mode == "a":
+            self._lock = WriterLock(self.path)
+            self._lock.acquire()
         try:
             self.env = lmdb.open(str(self.path), subdir=False, map_size=map_size, readonly=(mode == "r"),
                                  lock=(mode == "a"), max_dbs=0, readahead=False, meminit=False,
                                  max_readers=512)
         except lmdb.Error as exc:
+            self._release_lock()
             raise StoreError(f"{self.path}: cannot open as a nextham dataset ({exc})") from None
-        with self.env.begin() as txn:
-            raw = txn.get(b"meta/manifest")
+        try:
+            raw = self._get(b"meta/manifest")
+            self._check_manifest(raw)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_manifest(self, raw: bytes | None) -> None:
+        mode = self.mode
         if raw is None:
             if mode == "r":
-                self.env.close()
                 raise StoreError(f"{self.path}: not a nextham dataset (no manifest)")
             self._write_manifest({"format": FORMAT, "format_version": FORMAT_VERSION,
                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": []})
         else:
-            man = json.loads(raw)
-            if man.get("format") != FORMAT:
+            try:
+                man = json.loads(raw)
+            except ValueError:
+                raise StoreError(f"{self.path}: damaged dataset (its manifest is not valid JSON)") from None
+            if not isinstance(man, dict) or man.get("format") != FORMAT:
+                man = man if isinstance(man, dict) else {}
                 raise StoreError(f"{self.path}: not a nextham dataset (format {man.get('format')!r})")
-            if int(man.get("format_version", 0)) > FORMAT_VERSION:
+            if not isinstance(man.get("format_version", 0), int) or man.get("format_version", 0) > FORMAT_VERSION:
                 raise StoreError(f"{self.path}: dataset format version {man['format_version']} is newer "
                                  f"than this nextham ({FORMAT_VERSION})")
         self._content: tuple[Basis | None, tuple[bool, ...]] | None = None
@@ -175,6 +307,21 @@ class DatasetStore:
         if getattr(self, "env", None) is not None:
             self.env.close()
             self.env = None
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _get(self, key: bytes) -> bytes | None:
+        """One value (a copy), with LMDB's own corruption errors turned into :class:`StoreError`."""
+        lmdb = _lmdb()
+        try:
+            with self.env.begin() as txn:
+                return txn.get(key)
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: damaged dataset file ({type(exc).__name__}: {exc})") from None
 
     def __enter__(self) -> "DatasetStore":
         return self
@@ -191,8 +338,7 @@ class DatasetStore:
     # ------------------------------------------------------------------ manifest
     @property
     def manifest(self) -> dict[str, Any]:
-        with self.env.begin() as txn:
-            return json.loads(txn.get(b"meta/manifest"))
+        return json.loads(self._get(b"meta/manifest"))
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         with self.env.begin(write=True) as txn:
@@ -233,40 +379,73 @@ class DatasetStore:
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
-        with self.env.begin() as txn:
-            raw = txn.get(b"meta/count")
-        return int(raw) if raw else 0
+        raw = self._get(b"meta/count")
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            raise StoreError(f"{self.path}: damaged dataset (record count {raw[:20]!r})") from None
 
-    def __getitem__(self, index: int) -> StructureRecord:
+    def _index(self, index: int) -> int:
         n = len(self)
         if index < 0:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"{self.path}: record {index} out of range (dataset has {n})")
-        with self.env.begin(buffers=True) as txn:
-            data = txn.get(f"rec/{index:010d}".encode())
-            if data is None:
-                raise StoreError(f"{self.path}: record {index} is missing")
-            return record_from_bytes(data, source=f"{self.path}[{index}]")
+        return index
+
+    def raw(self, index: int) -> bytes:
+        """The stored bytes of record ``index`` (negative: from the end)."""
+        index = self._index(index)
+        data = self._get(f"rec/{index:010d}".encode())
+        if data is None:
+            raise CorruptRecordError(f"{self.path}: record {index} is missing", index)
+        return data
+
+    def __getitem__(self, index: int) -> StructureRecord:
+        index = self._index(index)
+        try:
+            return record_from_bytes(self.raw(index), source=f"{self.path}@{index}", index=index)
+        except CorruptRecordError as exc:
+            raise CorruptRecordError(f"{exc}; `nextham info {self.path} --check` lists every damaged record and "
+                                     f"rerunning the `nextham generate` command recomputes them", index) from None
+
+    def verify(self, index: int) -> str | None:
+        """None when record ``index`` passes its checksum, else the problem (fast: no decoding)."""
+        try:
+            return verify_bytes(self.raw(index))
+        except CorruptRecordError as exc:
+            return str(exc).split(": ", 1)[-1]
 
     def __iter__(self) -> Iterator[StructureRecord]:
         for i in range(len(self)):
             yield self[i]
 
     def key(self, index: int) -> str:
-        with self.env.begin() as txn:
-            return txn.get(f"key/{index:010d}".encode()).decode()
+        index = self._index(index)
+        raw = self._get(f"key/{index:010d}".encode())
+        if raw is None:
+            raise CorruptRecordError(f"{self.path}@{index}: record has no structure key", index)
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            raise CorruptRecordError(f"{self.path}@{index}: damaged structure key", index) from None
 
     def status(self) -> dict[str, dict[str, Any]]:
         """structure id -> status entry (done and failed structures)."""
+        lmdb = _lmdb()
         out = {}
-        with self.env.begin() as txn:
-            cur = txn.cursor()
-            if cur.set_range(b"status/"):
-                for k, v in cur:
-                    if not k.startswith(b"status/"):
-                        break
-                    out[k[7:].decode()] = json.loads(v)
+        try:
+            with self.env.begin() as txn:
+                cur = txn.cursor()
+                if cur.set_range(b"status/"):
+                    for k, v in cur:
+                        if not k.startswith(b"status/"):
+                            break
+                        out[k[7:].decode(errors="replace")] = json.loads(v)
+        except lmdb.Error as exc:
+            raise StoreError(f"{self.path}: damaged dataset file ({type(exc).__name__}: {exc})") from None
+        except ValueError:
+            raise StoreError(f"{self.path}: damaged dataset (a status entry is not valid JSON)") from None
         return out
 
     def failures(self) -> dict[str, dict[str, Any]]:
@@ -307,6 +486,18 @@ class DatasetStore:
         self._content = basis, spins
         return index
 
+    def rewrite(self, index: int, record: StructureRecord, key: str, info: dict[str, Any] | None = None) -> None:
+        """Replace the stored bytes of record ``index`` (of structure ``key``), e.g. one that failed its
+        checksum and was recomputed; record, key and status in one transaction."""
+        self._require_writer()
+        index = self._index(index)
+        data = record_to_bytes(record, self.dtype)
+        entry = {"state": "done", "index": index, "recomputed": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(info or {})}
+        with self.env.begin(write=True) as txn:
+            txn.put(f"rec/{index:010d}".encode(), data)
+            txn.put(f"key/{index:010d}".encode(), key.encode())
+            txn.put(f"status/{key}".encode(), json.dumps(entry, default=_json_default).encode())
+
     def record_failure(self, key: str, reason: str, info: dict[str, Any] | None = None) -> None:
         """Record that structure ``key`` failed, with a human-readable reason."""
         self._require_writer()
@@ -323,7 +514,33 @@ class DatasetStore:
                 txn.delete(f"status/{k}".encode())
         return len(keys)
 
+    def forget_failures_of(self, source: str, name: str) -> int:
+        """Delete failed entries of the same source file and name (or of the unreadable file itself,
+        keys ``file-...``): the structure has now been computed. Returns how many."""
+        self._require_writer()
+        stale = [k for k, v in self.failures().items()
+                 if source and v.get("source") == source and (v.get("name") == name or k.startswith("file-"))]
+        with self.env.begin(write=True) as txn:
+            for k in stale:
+                txn.delete(f"status/{k}".encode())
+        return len(stale)
+
     # ------------------------------------------------------------------ checks and export
+    def check(self, decode: bool = True) -> dict[int, str]:
+        """record index -> problem, for every record that fails its checksum or (``decode``) does not
+        decode into a valid record; empty when the dataset is sound."""
+        problems: dict[int, str] = {}
+        for i in range(len(self)):
+            problem = self.verify(i)
+            if problem is None and decode:
+                try:
+                    record_from_bytes(self.raw(i)).validate(hermitian_tol=None)
+                except (StoreError, ValueError) as exc:  # RecordError is a ValueError
+                    problem = str(exc).removeprefix(": ")
+            if problem is not None:
+                problems[i] = problem
+        return problems
+
     def validate(self, records: bool = True) -> dict[str, Any]:
         """Check counts, keys and status consistency (and every record when ``records``)."""
         n = len(self)
@@ -349,14 +566,23 @@ class DatasetStore:
             raise StoreError(f"{self.path}: invalid dataset: " + "; ".join(problems[:10]))
         return {"records": n, "failed": len(status) - len(done)}
 
-    def export_hdf5(self, path: str | os.PathLike) -> Path:
-        """Write all records to a plain HDF5 file (groups ``records/<index>``, manifest attribute)."""
+    def export_hdf5(self, path: str | os.PathLike, indices: range | list[int] | None = None) -> Path:
+        """Write records to a plain HDF5 file: attributes ``format = "nextham-dataset-hdf5"``,
+        ``format_version``, ``count``, ``manifest`` (JSON); groups ``records/<index:010d>`` in the
+        ``nextham-record`` layout with attribute ``key``. ``nextham info`` reads it, and every
+        command that takes a record takes ``FILE.h5@N``."""
         path = Path(path)
+        indices = range(len(self)) if indices is None else indices
         with h5py.File(path, "w") as f:
+            f.attrs["format"] = EXPORT_FORMAT
+            f.attrs["format_version"] = 1
+            f.attrs["count"] = len(indices)
             f.attrs["manifest"] = json.dumps(self.manifest)
             g = f.create_group("records")
-            for i in range(len(self)):
-                write_record_group(g.create_group(f"{i:010d}"), self[i], dtype=self.dtype)
+            for n, i in enumerate(indices):
+                rg = g.create_group(f"{n:010d}")
+                write_record_group(rg, self[i], dtype=self.dtype)
+                rg.attrs["key"] = self.key(i)
         return path
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 import h5py
 
 from ..blocks.h5io import read_record, write_record
-from ..blocks.record import StructureRecord
+from ..blocks.record import RecordError, StructureRecord
 from .abacus import looks_like_abacus, read_abacus, write_abacus
 from .assemble import attach_h0
 from .deeph_legacy import looks_like_deeph_legacy, read_deeph_legacy, write_deeph_legacy
@@ -130,4 +130,8 @@ def write(record: StructureRecord, path: str | os.PathLike, fmt: str, **options)
     ``options`` go to the format's writer (ABACUS: ``csr_format="legacy"|"nao"``)."""
     if fmt not in FORMATS:
         raise FormatError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    try:  # never write what nextham could not read back (NaN blocks, wrongly sized matrices)
+        record.validate(hermitian_tol=None)
+    except (RecordError, ValueError, IndexError) as exc:  # inconsistent array lengths fail inside the check
+        raise FormatError(path, f"not written: invalid record ({exc})") from None
     return wrap_errors(path, FORMATS[fmt].write, record, path, **options)

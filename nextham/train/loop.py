@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
-from ..data.access import RecordSource, load_or_create_splits, open_dataset
+from ..checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
+from ..data.access import DatasetError, RecordSource, load_or_create_splits, open_dataset
 from ..losses import Objective, overlap_like_h, packed_layout
 from ..losses.gauge import gauge_mae
 from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind
@@ -203,9 +203,9 @@ class Trainer:
     def _restore(self, path: Path) -> None:
         ck = load_checkpoint(path, map_location="cpu")
         if ck["basis"] != self.basis.to_json() or bool(ck["spinful"]) != self.spinful:
-            raise ValueError(f"{path}: checkpoint basis/spin does not match the dataset")
+            raise CheckpointError(f"{path}: checkpoint basis/spin does not match the dataset")
         if {k: list(v) for k, v in ck["split"].items()} != {k: list(v) for k, v in self.split.items()}:
-            raise ValueError(f"{path}: checkpoint was trained on a different split of the dataset")
+            raise CheckpointError(f"{path}: checkpoint was trained on a different split of the dataset")
         changed = _diff(ck["config"], self.cfg.to_dict())
         if changed and self.dist.is_main:
             self.log(f"resuming with a changed config: {', '.join(changed)}")

@@ -60,4 +60,4 @@ def test_clear_errors(record_file, tmp_path):
     res = runner.invoke(app, ["eig", str(bad), "--k", "0 0 0"])
     assert res.exit_code == 2 and "bad.h5: not a readable HDF5 file" in res.output
     res = runner.invoke(app, ["eig", str(path), "--k", "0 0 0", "--which", "H7"])
-    assert res.exit_code == 2 and "no matrix 'H7'" in res.output
+    assert res.exit_code == 2 and "--which must be H or H0" in res.output
