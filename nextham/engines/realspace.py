@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from ase.neighborlist import primitive_neighbor_list
 
+from ..blocks.layout import RecordLayout, edge_columns, row_ids
+
 
 @dataclass(frozen=True)
 class PairSupport:
@@ -170,24 +172,18 @@ class EdgeLayout:
     """
 
     def __init__(self, edge_index: np.ndarray, edge_R: np.ndarray, norb: np.ndarray) -> None:
-        self.edge_index = np.asarray(edge_index, dtype=np.int64).reshape(-1, 2)
-        self.edge_R = np.asarray(edge_R, dtype=np.int64).reshape(-1, 3)
-        self.norb = np.asarray(norb, dtype=np.int64)
-        self.n_atoms = len(self.norb)
-        self.atom_offsets = np.concatenate([[0], np.cumsum(self.norb)]).astype(np.int64)
-        i, j = self.edge_index.T
-        self.shape_i, self.shape_j = self.norb[i], self.norb[j]
-        self.offsets = np.concatenate([[0], np.cumsum(self.shape_i * self.shape_j)]).astype(np.int64)
-        keys = self._keys(i, j, self.edge_R)
-        self._order = np.argsort(keys)
-        self._sorted = keys[self._order]
-        if len(np.unique(keys)) != len(keys):
+        norb = np.asarray(norb, dtype=np.int64)
+        self.layout = RecordLayout(numbers=np.zeros(len(norb), np.int64), edge_index=edge_index, edge_R=edge_R,
+                                   spinful=False, atom_norb=norb)  # the index arithmetic of records
+        self.edge_index, self.edge_R, self.norb = self.layout.edge_index, self.layout.edge_R, norb
+        self.n_atoms = len(norb)
+        self.atom_offsets = self.layout.atom_offsets
+        self.shape_i, self.shape_j = self.layout.block_shapes(1).T
+        self.offsets = self.layout.block_offsets(1)
+        if len(np.unique(row_ids(edge_columns(self.edge_index[:, 0], self.edge_index[:, 1], self.edge_R)))) \
+                != self.n_edges:
             raise ValueError("edge list holds duplicate (i, j, R) entries")
-        self.reverse = self.find(j, i, -self.edge_R)
-
-    def _keys(self, i, j, R) -> np.ndarray:
-        Rs = np.asarray(R, dtype=np.int64).reshape(-1, 3) + (1 << 15)
-        return (((Rs[:, 0] << 16 | Rs[:, 1]) << 16 | Rs[:, 2]) * self.n_atoms + i) * self.n_atoms + j
+        self.reverse = self.layout.reverse_edges
 
     @property
     def n_edges(self) -> int:
@@ -199,17 +195,12 @@ class EdgeLayout:
 
     def find(self, i, j, R) -> np.ndarray:
         """Edge index of each (i, j, R), -1 where absent (vectorized)."""
-        q = self._keys(np.asarray(i), np.asarray(j), R)
-        pos = np.clip(np.searchsorted(self._sorted, q), 0, max(len(self._sorted) - 1, 0))
-        return np.where(self._sorted[pos] == q, self._order[pos], -1)
+        return self.layout.find_edges(i, j, R)
 
     def element_coords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(edge, row, col)`` of every packed element; row/col are whole-cell orbital indices."""
-        e = np.repeat(np.arange(self.n_edges), self.shape_i * self.shape_j)
-        local = np.arange(self.size) - self.offsets[e]
-        m, n = np.divmod(local, self.shape_j[e])
-        i, j = self.edge_index[e].T
-        return e, self.atom_offsets[i] + m, self.atom_offsets[j] + n
+        c = self.layout.coordinates(1)
+        return c.edge, c.row, c.col
 
     def gather_displacement_matrices(self, V_xMM: np.ndarray, sdisp_xc: np.ndarray) -> tuple[np.ndarray, float]:
         """Blocks of a grid potential matrix given per cell displacement, and the largest value dropped.
@@ -293,9 +284,8 @@ class EdgeLayout:
     def spinful_from_components(self, h: np.ndarray, vx: np.ndarray, vy: np.ndarray,
                                 vz: np.ndarray) -> np.ndarray:
         """Spin-major packed blocks ``[[h + vz, vx - i vy], [vx + i vy, h - vz]]`` (2n_i x 2n_j)."""
-        e = np.repeat(np.arange(self.n_edges), self.shape_i * self.shape_j)
-        local = np.arange(self.size) - self.offsets[e]
-        m, n = np.divmod(local, self.shape_j[e])
+        c = self.layout.coordinates(1)
+        e, m, n = c.edge, c.p, c.q
         ni, nj = self.shape_i[e], self.shape_j[e]
         off2 = 4 * self.offsets[e]
         out = np.zeros(4 * self.size, dtype=np.complex128)
