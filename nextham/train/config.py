@@ -63,6 +63,9 @@ class ModelSection(_Strict):
     kind: str = Field("nextham", description="a registered model kind (nextham.models)")
     preset: str = "small"
     overrides: dict[str, Any] = Field(default_factory=dict, description="passed to ModelConfig.preset")
+    statistics_init: bool = Field(True, description="fit the model's output scale and shift per species pair, "
+                                  "shell pair and irreps channel on the training split before training "
+                                  "(models with fit_output_statistics; docs/model.md)")
 
     @field_validator("kind")
     @classmethod

@@ -155,6 +155,14 @@ class Trainer:
                                                    getattr(self.model, "output_radius", None))
         # each record is read, decoded and turned into a graph once per run (training and validation)
         self.items = BuiltItems(self.source, self.build, self.cfg.data.cache_mb)
+        if m.statistics_init and hasattr(self.model, "fit_output_statistics") and self.split["train"]:
+            # from the training split only; a resumed run then loads the fitted buffers from its checkpoint
+            t = time.perf_counter()
+            info = self.model.fit_output_statistics(self.collate([self.items[k]]) for k in self.split["train"])
+            if self.dist.is_main:
+                self.log(f"output statistics from {info['structures']} training structures ({info['edges']} edges): "
+                         f"mean scale {1e3 * info['mean_scale_eV']:.3g} meV, largest shift "
+                         f"{1e3 * info['max_abs_shift_eV']:.3g} meV ({time.perf_counter() - t:.1f} s)")
         codec = getattr(self.model, "codec", None)
         trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
         self.objective = Objective(self.cfg.loss, seed=self.cfg.run.seed,
