@@ -54,7 +54,7 @@ class BlockCodec(nn.Module):
         """Packed H-like values (K,) -> (n_edges, dim) padded irreps (zero where a slot is absent)."""
         out = torch.zeros(n_edges * self.layout.dim, dtype=dtype, device=packed.device)
         for g, pg in batch.pairs.items():
-            vals = self._real(packed[pg.index], dtype) @ self.matrix(g)
+            vals = self._real(packed[pg.index], dtype) @ self.matrix(g).to(dtype)
             out = out.index_put((self.columns(g, pg).reshape(-1),), vals.reshape(-1))
         return out.view(n_edges, self.layout.dim)
 
