@@ -352,10 +352,11 @@ class NextHAMModel(nn.Module):
                            trace_target=trace_target, trace_edge=trace_edge, trace_slot=trace_slot)
 
     @torch.no_grad()
-    def fit_output_statistics(self, batches) -> dict:
+    def fit_output_statistics(self, pairs) -> dict:
         """Fit :attr:`statistics` (output scale and shift per species pair, shell pair and irreps channel)
-        on an iterable of training batches; see :class:`~nextham.nn.readout.OutputStatistics`."""
-        return self.statistics.fit(self.codec, batches)
+        on an iterable of ``(training batch, target dH packed like batch.h0)``; see
+        :class:`~nextham.nn.readout.OutputStatistics`."""
+        return self.statistics.fit(self.codec, pairs)
 
     def shell_pair_traces(self, batch: GraphBatch, packed: torch.Tensor) -> torch.Tensor:
         """``tr(B B^dagger)`` of every shell-pair sub-block of a packed array laid out like ``batch.h0``

@@ -203,32 +203,23 @@ class OutputStatistics(nn.Module):
         return self.scale[k, i, j], self.shift[k, i, j]
 
     @torch.no_grad()
-    def fit(self, codec: BlockCodec, batches) -> dict:
-        """Fit on the gauge-aligned targets ``dH = H + mu S - H0`` of ``batches`` (an iterable of
-        :class:`~nextham.graph.GraphBatch` with ``h_target``; ``mu`` the least-squares shift of each
-        structure), in float64: ``shift`` = the mean of each 0e channel, ``scale`` = the root mean square
-        of ``dH - shift`` over the instance's components; instances without data (or with no spread
-        beyond rounding, below 1e-8 of the largest) get the mean of the fitted scales. Returns a summary (counts, mean scale in eV)."""
-        from ..losses import overlap_like_h, packed_layout
-        from ..losses.gauge import gauge_shift
-
+    def fit(self, codec: BlockCodec, pairs) -> dict:
+        """Fit on ``pairs``: an iterable of ``(batch, dh)``, a :class:`~nextham.graph.GraphBatch` and its
+        target correction packed like ``batch.h0`` (the trainer passes the gauge-aligned
+        ``H + mu S - H0``), summed in float64: ``shift`` = the mean of each 0e channel, ``scale`` = the
+        root mean square of ``dh - shift`` over the instance's components; instances without data (or
+        with no spread beyond rounding, below 1e-8 of the largest) get the mean of the fitted scales.
+        Returns a summary (structures, edges, mean scale and largest shift in eV)."""
         S, dim = self.scale.shape[1], self.scale.shape[3]
         dev = self.scale.device
         n = torch.zeros(2 * S * S, dtype=torch.float64, device=dev)
         s1 = torch.zeros(2 * S * S, dim, dtype=torch.float64, device=dev)
         s2 = torch.zeros(2 * S * S, dim, dtype=torch.float64, device=dev)
         n_structures = 0
-        for batch in batches:
+        for batch, dh in pairs:
             batch = batch.to(dev)
-            target = []
-            for b, rec in enumerate(batch.records):
-                sl = slice(int(batch.packed_ptr[b]), int(batch.packed_ptr[b + 1]))
-                so = slice(int(batch.overlap_ptr[b]), int(batch.overlap_ptr[b + 1]))
-                s_h = overlap_like_h(packed_layout(rec), batch.overlap[so]).to(batch.h0.dtype)
-                mu = gauge_shift(batch.h0[sl] - batch.h_target[sl], s_h, "lsq")
-                target.append(batch.h_target[sl] + mu * s_h - batch.h0[sl])
-                n_structures += 1
-            x = codec.encode(batch, torch.cat(target), batch.record_index.shape[1], torch.float64)
+            n_structures += batch.num_structures
+            x = codec.encode(batch, dh.to(dev), batch.record_index.shape[1], torch.float64)
             k, i, j = self.pair_index(batch)
             g = (k * S + i) * S + j
             n.index_add_(0, g, torch.ones_like(g, dtype=torch.float64))

@@ -33,7 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
 from ..data.access import BuiltItems, RecordSource, load_or_create_splits, open_dataset
 from ..losses import Objective, overlap_like_h, packed_layout
-from ..losses.gauge import gauge_mae
+from ..losses.gauge import gauge_mae, gauge_shift
 from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind
 from .config import TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
@@ -158,7 +158,8 @@ class Trainer:
         if m.statistics_init and hasattr(self.model, "fit_output_statistics") and self.split["train"]:
             # from the training split only; a resumed run then loads the fitted buffers from its checkpoint
             t = time.perf_counter()
-            info = self.model.fit_output_statistics(self.collate([self.items[k]]) for k in self.split["train"])
+            info = self.model.fit_output_statistics(
+                _with_aligned_target(self.collate([self.items[k]])) for k in self.split["train"])
             if self.dist.is_main:
                 self.log(f"output statistics from {info['structures']} training structures ({info['edges']} edges): "
                          f"mean scale {1e3 * info['mean_scale_eV']:.3g} meV, largest shift "
@@ -400,6 +401,18 @@ class Trainer:
         self._stop = True
         if self.dist.is_main:
             self.log(f"signal {signum}: stopping after this step and saving last.pt")
+
+
+def _with_aligned_target(batch) -> tuple:
+    """``(batch, H + mu S - H0)`` with ``mu`` the least-squares gauge shift of each structure (packed)."""
+    parts = []
+    for b, rec in enumerate(batch.records):
+        sl = slice(int(batch.packed_ptr[b]), int(batch.packed_ptr[b + 1]))
+        so = slice(int(batch.overlap_ptr[b]), int(batch.overlap_ptr[b + 1]))
+        s_h = overlap_like_h(packed_layout(rec), batch.overlap[so]).to(batch.h0.dtype)
+        mu = gauge_shift(batch.h0[sl] - batch.h_target[sl], s_h, "lsq")
+        parts.append(batch.h_target[sl] + mu * s_h - batch.h0[sl])
+    return batch, torch.cat(parts)
 
 
 def _diff(a, b, prefix: str = "") -> list[str]:

@@ -44,7 +44,7 @@ def test_statistics_init_reproduces_the_training_mean_per_irrep(spinful):
     with torch.no_grad():
         before = [model(b).delta for b in batches]
     assert all(float(d.abs().max()) == 0.0 for d in before)  # zero-initialised readout, no shift yet
-    info = model.fit_output_statistics(batches)
+    info = model.fit_output_statistics((b, _aligned_target(b)) for b in batches)
     assert info["structures"] == 4 and info["max_abs_shift_eV"] > 0
     with torch.no_grad():
         pred = [model(b).delta for b in batches]
@@ -67,7 +67,7 @@ def test_fitted_statistics_keep_exact_equivariance_and_reload():
     train = [random_record(300 + i, spinful=True) for i in range(3)]
     cfg = ModelConfig.preset("tiny", cutoff=CUTOFF, zero_init_output=False)
     model = NextHAMModel(cfg, train[0].basis, True, device="cpu").double()
-    model.fit_output_statistics(collate([build_graph(r, CUTOFF)]) for r in train)
+    model.fit_output_statistics((b, _aligned_target(b)) for b in (collate([build_graph(r, CUTOFF)]) for r in train))
     assert float((model.statistics.scale - 1).abs().max()) > 0.5
     assert_model_equivariant(model, train[0], rotations=1)
     # the fitted buffers travel in the state dict; an old state dict without them loads as the identity
