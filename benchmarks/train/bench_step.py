@@ -111,10 +111,12 @@ def main(argv=None) -> int:
         trainer = Trainer(demo_config(a.data, tmp, a.device, a.overrides), resume="never", log=lambda m: None)
         setup_s = time.perf_counter() - t
         rows = profile(trainer, a.epochs)
+        items = getattr(trainer, "items", None)  # the record cache (absent before it existed)
+        cache = f"; record cache {items.used / 2**20:.0f} MiB" if items is not None else "; no record cache"
     import nextham
 
     print(f"nextham at {Path(nextham.__file__).parent}; device {trainer.device}; torch threads "
-          f"{torch.get_num_threads()}; {len(trainer.split['train'])} training structures; setup {setup_s:.1f} s")
+          f"{torch.get_num_threads()}; {len(trainer.split['train'])} training structures; setup {setup_s:.1f} s{cache}")
     print(f"{'epoch':>5} {'steps':>5} {'data ms':>9} {'forward ms':>10} {'loss ms':>9} {'backward ms':>11} "
           f"{'step ms':>9} {'it/s':>7}")
     for r in rows:
