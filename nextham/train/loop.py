@@ -50,16 +50,13 @@ class TrainingInterrupted(RuntimeError):
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    t = min(1.0, (step - warmup_steps) / span)
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * t))
+    fraction = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return lr_at_fraction(step, fraction, warmup_steps, lr, min_lr)
 
 
 def lr_at_fraction(step: int, fraction: float, warmup_steps: int, lr: float, min_lr: float) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` at ``fraction`` = 1 of a time
-    budget (``optim.max_minutes``)."""
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` at ``fraction`` = 1 (of the
+    steps after the warm-up, or of a time budget ``optim.max_minutes``)."""
     if warmup_steps > 0 and step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     t = min(1.0, max(0.0, fraction))
