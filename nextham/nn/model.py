@@ -339,7 +339,7 @@ class NextHAMModel(nn.Module):
             out = o if out is None else out + o
             trace = t if trace is None else (trace + t if t is not None else None)
         # statistics (eV): irreps of dH = output_scale * scale * out + shift, the shift within the windows
-        scale, shift = self.statistics(out, batch)
+        scale, shift = self.statistics(batch)
         shift = shift if inside is None else shift * inside
         raw = self.codec.decode(batch, out * scale * cfg.output_scale + shift)
         delta = 0.5 * (raw + raw[batch.conj_index].conj())

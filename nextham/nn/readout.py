@@ -197,7 +197,7 @@ class OutputStatistics(nn.Module):
         z = self.species_of[batch.numbers]
         return batch.record_onsite.long(), z[batch.record_index[0]], z[batch.record_index[1]]
 
-    def forward(self, out: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (scale, shift) of every output edge, each (E_r, dim)."""
         k, i, j = self.pair_index(batch)
         return self.scale[k, i, j], self.shift[k, i, j]

@@ -127,10 +127,14 @@ def run_demo(out: Path, s: DemoSettings | None = None, log: Callable[[str], None
     report_dir = out / "report"
     rep_file = report_dir / "report.json"
     t = time.perf_counter()
+    report = None
     if rep_file.exists() and rep_file.stat().st_mtime > model.stat().st_mtime:
-        log(f"[3/4] report up to date: {rep_file}")
         report = json.loads(rep_file.read_text())
-    else:
+        if "headline" not in report.get("ratio_model_over_h0", {}):
+            report = None  # written by an older nextham: redo
+        else:
+            log(f"[3/4] report up to date: {rep_file}")
+    if report is None:
         log(f"[3/4] predicting the held-out test structures and evaluating -> {report_dir}")
         report = evaluate(data, model, report_dir, split="test", device=device, k_mesh=tuple(s.k_mesh),
                           band_plots=1, log=log)
