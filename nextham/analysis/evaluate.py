@@ -125,17 +125,29 @@ def evaluate(dataset: str | Path, checkpoint: str | Path, out_dir: str | Path, s
 
 
 def summary_lines(report: dict) -> list[str]:
-    """Human-readable headline numbers of a report."""
-    m, h = report["model"], report["h0"]
-    lines = [f"structures: {report['n_structures']} ({report['split']} split)",
-             f"gauge MAE  model {m['gauge']['mae_meV']:.3f} meV | H0 {h['gauge']['mae_meV']:.3f} meV | "
-             f"ratio {report['ratio_model_over_h0']['gauge']:.3f}"]
+    """Human-readable headline numbers of a report: the gauge MAE over blocks within the headline radius
+    first, with the distance bins (on-site first) beside it for the model and H0 and their ratio; the
+    all-pairs MAE as a secondary line; then spin blocks, elements, bands, ghosts and timing."""
+    m, h, ratio = report["model"], report["h0"], report["ratio_model_over_h0"]
+
+    def row(label: str, mv: float, hv: float, r: float | None) -> str:
+        return f"{label}: model {mv:.3f} meV | H0 {hv:.3f} meV | ratio {r:.3f}" if r is not None else \
+            f"{label}: model {mv:.3f} meV | H0 {hv:.3f} meV"
+
+    lines = [f"structures: {report['n_structures']} ({report['split']} split)"]
+    if "headline" in m:
+        lines.append(row(f"headline gauge MAE (|r_ij| <= {m['headline']['radius_A']:g} Å)", m["headline"]["mae_meV"],
+                         h["headline"]["mae_meV"], ratio.get("headline")))
+    dist = m.get("distance", {})
+    for k in dist:  # metrics.DISTANCE_BINS order: on-site first
+        label = "on-site" if k == "onsite" else f"r {k} Å"
+        lines.append(row(f"  {label:12s}", dist[k]["mae_meV"], h["distance"][k]["mae_meV"],
+                         ratio.get("distance", {}).get(k)))
+    lines.append(row("all-pairs gauge MAE", m["gauge"]["mae_meV"], h["gauge"]["mae_meV"], ratio["gauge"]))
     for k, v in m.get("spin", {}).items():
         hv = h["spin"][k]
         lines.append(f"  spin {k:3s}: model re {v['real_meV']:.3f} im {v['imag_meV']:.3f} | "
                      f"H0 re {hv['real_meV']:.3f} im {hv['imag_meV']:.3f} meV")
-    for k, v in m.get("distance", {}).items():
-        lines.append(f"  r {k:7s}: model {v['mae_meV']:.3f} | H0 {h['distance'][k]['mae_meV']:.3f} meV")
     for k, v in m.get("element", {}).items():
         lines.append(f"  {k:3s}      : model {v['mae_meV']:.3f} | H0 {h['element'][k]['mae_meV']:.3f} meV")
     bm, bh = report["bands"]["model"], report["bands"]["h0"]

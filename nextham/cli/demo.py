@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
     @clear_errors
     def demo(out: Path = typer.Option(Path("nextham-demo"), "--out", help="output folder (reused by reruns)"),
              per_material: int = typer.Option(8, "--per-material", help="structures per material (Si, GaAs, AlP)"),
-             epochs: int = typer.Option(12, "--epochs", help="training epochs"),
+             minutes: float = typer.Option(4.0, "--minutes", help="training time budget (min; the cosine "
+                                           "schedule runs over it)"),
+             epochs: int = typer.Option(1000, "--epochs", help="at most this many training epochs"),
              preset: str = typer.Option("tiny", "--preset", help="model preset (tiny, small, paper)"),
              soc: bool = typer.Option(True, "--soc/--no-soc", help="spin-orbit coupling"),
              workers: int = typer.Option(2, "--workers", help="engine worker processes (0: in this process)"),
@@ -45,11 +47,14 @@ def register(app: typer.Typer) -> None:
                              f"got {per_material})")
         if epochs < 1:
             raise UsageError(f"--epochs must be >= 1 (got {epochs})")
+        if not minutes > 0:
+            raise UsageError(f"--minutes must be > 0 (got {minutes})")
         if workers < 0:
             raise UsageError(f"--workers must be >= 0 (got {workers})")
         check_device(device)
 
-        s = DemoSettings(per_material=per_material, epochs=epochs, preset=preset, soc=soc, workers=workers)
+        s = DemoSettings(per_material=per_material, epochs=epochs, minutes=minutes, preset=preset, soc=soc,
+                         workers=workers)
         summary = run_demo(out, s, log=lambda m: typer.echo(m), device=device)
         if not summary["beats_h0"]:
             raise typer.Exit(1)

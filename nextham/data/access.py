@@ -215,3 +215,53 @@ def atomic_write_text(path: Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def nbytes(obj) -> int:
+    """Bytes held by the arrays/tensors of ``obj`` (dataclasses, dicts, lists and tuples walked)."""
+    import dataclasses
+
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.nelement()
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nbytes(v) for v in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return sum(nbytes(getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    return 0
+
+
+class BuiltItems:
+    """``build(source[index])``, computed once per run and kept in memory up to ``budget_mb``.
+
+    A training step otherwise reads and decodes a record (a zlib-compressed store entry of several MB)
+    and rebuilds its graph every epoch. Items are kept in the order first asked for until the budget is
+    full; later items are rebuilt on every access (never evicted: with a shuffled order an LRU would miss
+    as often). ``budget_mb=0`` disables the cache. The cached item is returned as is: consumers must not
+    modify it in place (``collate`` and the models do not).
+    """
+
+    def __init__(self, source: RecordSource, build, budget_mb: float = 4096.0):
+        self.source, self.build = source, build
+        self.budget = int(budget_mb * 2**20)
+        self.used = 0
+        self.items: dict[int, object] = {}
+        self.hits = self.misses = 0
+
+    def __getitem__(self, index: int):
+        item = self.items.get(index)
+        if item is not None:
+            self.hits += 1
+            return item
+        self.misses += 1
+        item = self.build(self.source[index])
+        size = nbytes(item)
+        if self.used + size <= self.budget:
+            self.items[index] = item
+            self.used += size
+        return item

@@ -61,8 +61,16 @@ def copy_index(irreps: o3.Irreps, groups: int) -> torch.Tensor:
 
 
 class EquivariantLayerNorm(nn.Module):
-    """Layer norm per irreps chunk: even scalars centred and scaled (with bias), other irreps divided by
-    the root mean square of their components over the chunk; learned per-copy scale. Irreps in = out."""
+    """Layer norm of irreps features: the even scalars (0e) centred and divided by their root mean square;
+    all other irreps divided together by the root mean square of the whole row (every component, the
+    scalars included: an invariant); learned per-copy scale, bias on the even scalars. Irreps in = out.
+
+    One norm for the whole row, not one per irreps chunk: a chunk, or all non-scalar chunks of a row,
+    can be zero in exact arithmetic (the odd irreps of a two-centre H0, an atom on an inversion centre)
+    and then hold rounding noise in floats; dividing it by its own tiny norm blew that noise up to O(1)
+    (equivariance errors ~1 in float32). Against the row's scale it stays as small as it is. ``eps``
+    (squared units of the features) keeps an all-zero row finite.
+    """
 
     def __init__(self, irreps: str | o3.Irreps, eps: float = 1e-6):
         super().__init__()
@@ -73,16 +81,23 @@ class EquivariantLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(self.irreps_in.num_irreps))
         n_bias = sum(mul for mul, ir in self.irreps_in if ir.l == 0 and ir.p == 1)
         self.bias = nn.Parameter(torch.zeros(n_bias))
+        self.n_other = sum(n for n, (_, _, _, ir) in zip(self.sizes, self.chunks) if not (ir.l == 0 and ir.p == 1))
+        # (components outside the even scalars; 0 for a scalars-only input)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, w0, b0 = [], 0, 0
         # torch.split: one gradient concatenation in backward instead of a zero-filled full tensor per slice
-        for part, (_, mul, d, ir) in zip(torch.split(x, self.sizes, dim=1), self.chunks):
+        parts = torch.split(x, self.sizes, dim=1)
+        is_scalar = [ir.l == 0 and ir.p == 1 for _, _, _, ir in self.chunks]
+        if self.n_other:
+            inv_other = torch.rsqrt(x.pow(2).mean(dim=1) + self.eps)[:, None, None]
+        out, w0, b0 = [], 0, 0
+        for part, (_, mul, d, _), scalar in zip(parts, self.chunks, is_scalar):
             xc = part.reshape(-1, mul, d)
-            scalar = ir.l == 0 and ir.p == 1
             if scalar:
                 xc = xc - xc.mean(dim=1, keepdim=True)
-            xc = xc * torch.rsqrt(xc.pow(2).mean(dim=(1, 2), keepdim=True) + self.eps)
+                xc = xc * torch.rsqrt(xc.pow(2).mean(dim=(1, 2), keepdim=True) + self.eps)
+            else:
+                xc = xc * inv_other
             xc = xc * self.weight[w0:w0 + mul][None, :, None]
             w0 += mul
             if scalar:

@@ -24,7 +24,7 @@ from .attention import TransformerBlock
 from .config import ModelConfig
 from .contracts import IrrepsMismatchError, check_chain, check_declarations, expect_irreps, stage
 from .layers import GaussianBasis, IrrepsLinear, fan_in_init, mlp
-from .readout import BlockCodec, ProductReadout
+from .readout import BlockCodec, OutputStatistics, ProductReadout
 from .tracegrad import TraceGrad
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,7 @@ class NextHAMModel(nn.Module):
         self.spinful = bool(spinful)
         self.layout = SlotLayout.from_basis(basis, self.spinful)
         self.codec = BlockCodec(self.layout)
+        self.statistics = OutputStatistics(self.layout, basis)
         self.sh_irreps = o3.Irreps.spherical_harmonics(config.sh_lmax)
         self.rbf = GaussianBasis(config.num_rbf, config.rbf_max)
         windows = config.distance_windows or [None]
@@ -327,16 +328,20 @@ class NextHAMModel(nn.Module):
         x_in = None
         if "h0" in cfg.input:
             x_in = self.codec.encode(batch, batch.h0 * cfg.input_scale, n_rec, dtype)
-        out, trace = None, None
+        out, trace, inside = None, None, None
         for window, core in zip(self.windows, self.cores):
             o, t = core(batch, geo, x_in)
             if window is not None:
                 w = ((geo.record_length >= window[0]) & (geo.record_length < window[1])).to(dtype)[:, None]
                 o = o * w
                 t = t * w if t is not None else None
+                inside = w if inside is None else torch.maximum(inside, w)
             out = o if out is None else out + o
             trace = t if trace is None else (trace + t if t is not None else None)
-        raw = self.codec.decode(batch, out) * cfg.output_scale
+        # statistics (eV): irreps of dH = output_scale * scale * out + shift, the shift within the windows
+        scale, shift = self.statistics(batch)
+        shift = shift if inside is None else shift * inside
+        raw = self.codec.decode(batch, out * scale * cfg.output_scale + shift)
         delta = 0.5 * (raw + raw[batch.conj_index].conj())
         trace_edge, trace_slot = self.codec.pair_slots(batch)
         trace_pred = None if trace is None else trace[trace_edge, trace_slot] * cfg.output_scale ** 2
@@ -345,6 +350,13 @@ class NextHAMModel(nn.Module):
             trace_target = self.codec.pair_sums(batch, batch.h_target - batch.h0)
         return ModelOutput(delta=delta, hamiltonian=batch.h0 + delta, trace_pred=trace_pred,
                            trace_target=trace_target, trace_edge=trace_edge, trace_slot=trace_slot)
+
+    @torch.no_grad()
+    def fit_output_statistics(self, pairs) -> dict:
+        """Fit :attr:`statistics` (output scale and shift per species pair, shell pair and irreps channel)
+        on an iterable of ``(training batch, target dH packed like batch.h0)``; see
+        :class:`~nextham.nn.readout.OutputStatistics`."""
+        return self.statistics.fit(self.codec, pairs)
 
     def shell_pair_traces(self, batch: GraphBatch, packed: torch.Tensor) -> torch.Tensor:
         """``tr(B B^dagger)`` of every shell-pair sub-block of a packed array laid out like ``batch.h0``

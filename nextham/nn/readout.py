@@ -54,7 +54,7 @@ class BlockCodec(nn.Module):
         """Packed H-like values (K,) -> (n_edges, dim) padded irreps (zero where a slot is absent)."""
         out = torch.zeros(n_edges * self.layout.dim, dtype=dtype, device=packed.device)
         for g, pg in batch.pairs.items():
-            vals = self._real(packed[pg.index], dtype) @ self.matrix(g)
+            vals = self._real(packed[pg.index], dtype) @ self.matrix(g).to(dtype)
             out = out.index_put((self.columns(g, pg).reshape(-1),), vals.reshape(-1))
         return out.view(n_edges, self.layout.dim)
 
@@ -148,3 +148,96 @@ class ProductReadout(nn.Module):
                 cur = tp(cur, r0)
                 feats.append(cur)
         return self.post(torch.cat(feats, dim=1))
+
+
+class OutputStatistics(nn.Module):
+    """Statistics-based output scale and shift per (on-site or off-site, species i, species j) and per
+    output irreps channel, as nequip/MACE scale and shift per-species energies.
+
+    Buffers (persistent, in checkpoints), for the ``S`` species of the basis (sorted by atomic number):
+    ``scale (2, S, S, dim)`` and ``shift (2, S, S, dim)`` in eV, index 0 off-site, 1 on-site. The padded
+    irreps of an edge become ``out * scale + shift`` for the edge's species pair: ``scale`` is one number
+    per irreps instance (the same for its ``2l+1`` components), ``shift`` is non-zero only on the even
+    scalars (0e; with spin-orbit the J = 0 even channels, invariant under joint rotations of orbitals
+    and spin), so the map is exactly equivariant. Unfitted: scale 1, shift 0 (identity).
+    :meth:`fit` sets them from the training split (see docs/model.md).
+    """
+
+    def __init__(self, layout: SlotLayout, basis):
+        super().__init__()
+        from ase.data import atomic_numbers
+
+        irreps = o3.Irreps(layout.irreps_string)
+        self.irreps_in = self.irreps_out = irreps
+        instance, shifted, k = [], [], 0
+        for mul, ir in irreps:
+            for _ in range(mul):
+                instance += [k] * ir.dim
+                shifted += [ir == o3.Irrep("0e")] * ir.dim
+                k += 1
+        self.n_instances = k
+        self.register_buffer("instance", torch.tensor(instance, dtype=torch.long), persistent=False)
+        self.register_buffer("shifted", torch.tensor(shifted, dtype=torch.bool), persistent=False)
+        numbers = sorted(atomic_numbers[e.symbol] for e in basis.elements)
+        species_of = torch.full((119,), -1, dtype=torch.long)
+        species_of[numbers] = torch.arange(len(numbers))
+        self.register_buffer("species_of", species_of, persistent=False)
+        S, dim = len(numbers), irreps.dim
+        self.register_buffer("scale", torch.ones(2, S, S, dim))
+        self.register_buffer("shift", torch.zeros(2, S, S, dim))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the statistics existed load as the identity
+        state_dict.setdefault(prefix + "scale", torch.ones_like(self.scale))
+        state_dict.setdefault(prefix + "shift", torch.zeros_like(self.shift))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def pair_index(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(on-site flag, species of i, species of j) of every output edge, as indices into the buffers."""
+        z = self.species_of[batch.numbers]
+        return batch.record_onsite.long(), z[batch.record_index[0]], z[batch.record_index[1]]
+
+    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (scale, shift) of every output edge, each (E_r, dim)."""
+        k, i, j = self.pair_index(batch)
+        return self.scale[k, i, j], self.shift[k, i, j]
+
+    @torch.no_grad()
+    def fit(self, codec: BlockCodec, pairs) -> dict:
+        """Fit on ``pairs``: an iterable of ``(batch, dh)``, a :class:`~nextham.graph.GraphBatch` and its
+        target correction packed like ``batch.h0`` (the trainer passes the gauge-aligned
+        ``H + mu S - H0``), summed in float64: ``shift`` = the mean of each 0e channel, ``scale`` = the
+        root mean square of ``dh - shift`` over the instance's components; instances without data (or
+        with no spread beyond rounding, below 1e-8 of the largest) get the mean of the fitted scales.
+        Returns a summary (structures, edges, mean scale and largest shift in eV)."""
+        S, dim = self.scale.shape[1], self.scale.shape[3]
+        dev = self.scale.device
+        n = torch.zeros(2 * S * S, dtype=torch.float64, device=dev)
+        s1 = torch.zeros(2 * S * S, dim, dtype=torch.float64, device=dev)
+        s2 = torch.zeros(2 * S * S, dim, dtype=torch.float64, device=dev)
+        n_structures = 0
+        for batch, dh in pairs:
+            batch = batch.to(dev)
+            n_structures += batch.num_structures
+            x = codec.encode(batch, dh.to(dev), batch.record_index.shape[1], torch.float64)
+            k, i, j = self.pair_index(batch)
+            g = (k * S + i) * S + j
+            n.index_add_(0, g, torch.ones_like(g, dtype=torch.float64))
+            s1.index_add_(0, g, x)
+            s2.index_add_(0, g, x * x)
+        cnt = n.clamp_min(1.0)[:, None]
+        mean = s1 / cnt
+        shift = torch.where(self.shifted[None, :], mean, torch.zeros_like(mean))
+        second = s2 / cnt - 2 * shift * mean + shift * shift  # mean of (x - shift)^2 per component
+        inst_sum = torch.zeros(2 * S * S, self.n_instances, dtype=torch.float64, device=dev)
+        inst_sum.index_add_(1, self.instance, second.clamp_min(0.0))
+        per = torch.bincount(self.instance, minlength=self.n_instances).to(torch.float64)
+        std = (inst_sum / per).sqrt()
+        # rounding noise of channels that are zero in exact arithmetic is not a scale
+        ok = (std > 1e-8 * std.max()) & (n[:, None] > 0)
+        fallback = std[ok].mean() if bool(ok.any()) else torch.tensor(1.0, dtype=torch.float64, device=dev)
+        std = torch.where(ok, std, fallback)
+        self.scale.copy_(std[:, self.instance].reshape(2, S, S, dim).to(self.scale.dtype))
+        self.shift.copy_(shift.reshape(2, S, S, dim).to(self.shift.dtype))
+        return {"structures": n_structures, "edges": int(n.sum()), "mean_scale_eV": float(fallback),
+                "max_abs_shift_eV": float(shift.abs().max())}

@@ -55,12 +55,17 @@ class DataConfig(_Strict):
     split: SplitConfig = SplitConfig()
     cutoff: float = Field(8.0, gt=0, description="graph cutoff (Å)")
     limit: int | None = Field(None, ge=1, description="use only the first N structures (debugging)")
+    cache_mb: float = Field(4096.0, ge=0, description="memory (MiB) for the built graphs of the records, each "
+                            "decoded once per run; 0 rebuilds every step")
 
 
 class ModelSection(_Strict):
     kind: str = Field("nextham", description="a registered model kind (nextham.models)")
     preset: str = "small"
     overrides: dict[str, Any] = Field(default_factory=dict, description="passed to ModelConfig.preset")
+    statistics_init: bool = Field(True, description="fit the model's output scale and shift per species pair, "
+                                  "shell pair and irreps channel on the training split before training "
+                                  "(models with fit_output_statistics; docs/model.md)")
 
     @field_validator("kind")
     @classmethod
@@ -75,7 +80,10 @@ class OptimConfig(_Strict):
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0)
     warmup_epochs: float = Field(5.0, ge=0, description="linear warm-up length (epochs, may be fractional)")
-    epochs: int = Field(100, ge=1)
+    epochs: int = Field(100, ge=1, description="training length; with max_minutes, an upper bound")
+    max_minutes: float | None = Field(None, gt=0, description="time budget (minutes of training, validation "
+                                      "included): the run ends cleanly when it is spent, and the cosine decay "
+                                      "runs over the budget instead of the epochs")
     batch_size: int = Field(1, ge=1, description="global batch (structures per step, over all processes)")
     clip_grad_norm: float | None = Field(None, gt=0)
 

@@ -31,9 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
-from ..data.access import DatasetError, RecordSource, load_or_create_splits, open_dataset
+from ..data.access import BuiltItems, DatasetError, RecordSource, load_or_create_splits, open_dataset
 from ..losses import Objective, overlap_like_h, packed_layout
-from ..losses.gauge import gauge_mae
+from ..losses.gauge import gauge_mae, gauge_shift
 from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind
 from .config import TrainConfig
 from .distributed import all_reduce_mean, all_reduce_sum, init_distributed
@@ -50,23 +50,29 @@ class TrainingInterrupted(RuntimeError):
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``."""
+    fraction = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return lr_at_fraction(step, fraction, warmup_steps, lr, min_lr)
+
+
+def lr_at_fraction(step: int, fraction: float, warmup_steps: int, lr: float, min_lr: float) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` at ``fraction`` = 1 (of the
+    steps after the warm-up, or of a time budget ``optim.max_minutes``)."""
     if warmup_steps > 0 and step < warmup_steps:
         return lr * (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    t = min(1.0, (step - warmup_steps) / span)
+    t = min(1.0, max(0.0, fraction))
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * t))
 
 
 class _Indexed(Dataset):
-    def __init__(self, source: RecordSource, indices: Sequence[int], build: Callable):
-        self.source, self.indices, self.build = source, list(indices), build
+    def __init__(self, items: BuiltItems, indices: Sequence[int]):
+        self.items, self.indices = items, list(indices)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, n: int):
         key = self.indices[n]
-        return key, self.build(self.source[key])
+        return key, self.items[key]
 
 
 def _make_collate(collate: Callable):
@@ -106,8 +112,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, source: RecordSource | None = None, resume: str = "auto",
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter):
         self.cfg = config
+        self.clock = clock  # seconds; the time budget's clock (tests pass a fake one)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.out = Path(config.run.out_dir)
         self.dist, self.device = init_distributed(config.run.device)
@@ -119,6 +126,7 @@ class Trainer:
         self._init_optimiser()
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_val = math.inf
+        self.train_seconds = 0.0  # training time spent so far (all calls of fit), for optim.max_minutes
         self.finished = False
         self._stop = False
         self._init_restore(resume)
@@ -142,6 +150,17 @@ class Trainer:
         self.model = build_model(m.kind, m.preset, m.overrides, self.basis, self.spinful, self.dtype).to(self.device)
         self.build, self.collate = batch_functions(m.kind, self.cfg.data.cutoff, self.dtype,
                                                    getattr(self.model, "output_radius", None))
+        # each record is read, decoded and turned into a graph once per run (training and validation)
+        self.items = BuiltItems(self.source, self.build, self.cfg.data.cache_mb)
+        if m.statistics_init and hasattr(self.model, "fit_output_statistics") and self.split["train"]:
+            # from the training split only; a resumed run then loads the fitted buffers from its checkpoint
+            t = time.perf_counter()
+            info = self.model.fit_output_statistics(
+                _with_aligned_target(self.collate([self.items[k]])) for k in self.split["train"])
+            if self.dist.is_main:
+                self.log(f"output statistics from {info['structures']} training structures ({info['edges']} edges): "
+                         f"mean scale {1e3 * info['mean_scale_eV']:.3g} meV, largest shift "
+                         f"{1e3 * info['max_abs_shift_eV']:.3g} meV ({time.perf_counter() - t:.1f} s)")
         codec = getattr(self.model, "codec", None)
         trace_fn = codec.pair_sums if codec is not None and hasattr(codec, "pair_sums") else None
         self.objective = Objective(self.cfg.loss, seed=self.cfg.run.seed,
@@ -163,7 +182,7 @@ class Trainer:
         if o.batch_size % self.dist.world_size:
             raise ValueError(f"optim.batch_size={o.batch_size} is not divisible by the {self.dist.world_size} processes")
         self.local_batch = o.batch_size // self.dist.world_size
-        self.train_set = _Indexed(self.source, self.split["train"], self.build)
+        self.train_set = _Indexed(self.items, self.split["train"])
         self.sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                           shuffle=True, seed=self.cfg.run.seed, drop_last=False)
         self.loader = DataLoader(self.train_set, batch_size=self.local_batch, sampler=self.sampler,
@@ -188,7 +207,8 @@ class Trainer:
              "versions": versions(), "split": {k: list(v) for k, v in self.split.items()},
              "dataset": str(self.cfg.data.path), "engine": self.engine, "model": self.model.state_dict(),
              "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                          "best_val": self.best_val, "finished": self.finished},
+                          "best_val": self.best_val, "finished": self.finished,
+                          "train_seconds": self.train_seconds},
              "metrics": dict(metrics or {})}
         if with_optimizer:
             p["optimizer"] = self.optimizer.state_dict()
@@ -214,8 +234,9 @@ class Trainer:
         pr = ck["progress"]
         self.epoch, self.step_in_epoch, self.global_step = int(pr["epoch"]), int(pr["step_in_epoch"]), int(pr["global_step"])
         self.best_val = float(pr["best_val"])
-        # a finished run given more epochs continues (the cosine schedule is stretched to the new length)
-        self.finished = self.epoch >= self.cfg.optim.epochs
+        self.train_seconds = float(pr.get("train_seconds", 0.0))
+        # a finished run given more epochs (or minutes) continues (the cosine schedule is stretched to the new length)
+        self.finished = self.epoch >= self.cfg.optim.epochs or self._out_of_time()
         set_rng_state(ck["rng"])
         if self.dist.is_main:
             self.log(f"resumed from {path}: epoch {self.epoch}, step {self.step_in_epoch}/{self.steps_per_epoch}")
@@ -239,8 +260,22 @@ class Trainer:
                 f"{self.out / 'last.pt'}. Lower optim.lr, set optim.clip_grad_norm, use run.dtype=float64, or check "
                 f"those structures (non-finite or huge H/H0 values).")
 
+    def _budget_s(self) -> float | None:
+        m = self.cfg.optim.max_minutes
+        return None if m is None else 60.0 * m
+
+    def _out_of_time(self) -> bool:
+        budget = self._budget_s()
+        return budget is not None and self.train_seconds >= budget
+
+    def _lr(self) -> float:
+        o, budget = self.cfg.optim, self._budget_s()
+        if budget is None:
+            return lr_at(self.global_step, self.total_steps, self.warmup_steps, o.lr, o.min_lr)
+        return lr_at_fraction(self.global_step, self.train_seconds / budget, self.warmup_steps, o.lr, o.min_lr)
+
     def _train_step(self, keys, batch) -> dict:
-        lr = lr_at(self.global_step, self.total_steps, self.warmup_steps, self.cfg.optim.lr, self.cfg.optim.min_lr)
+        lr = self._lr()
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.ddp_model.train()
@@ -262,7 +297,7 @@ class Trainer:
         sums = torch.zeros(4, dtype=torch.float64)
         self.model.eval()
         for key in idx:
-            batch = self.collate([self.build(self.source[key])]).to(self.device)
+            batch = self.collate([self.items[key]]).to(self.device)
             res, h = self._forward_loss(self.model, batch, [key], epoch=0, sync=False)
             rec = batch.records[0]
             s_h = overlap_like_h(packed_layout(rec), batch.overlap).to(h.dtype)
@@ -275,18 +310,30 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, stop_after_steps: int | None = None) -> dict:
-        """Train to ``optim.epochs``; returns the last epoch's metrics. ``stop_after_steps`` simulates an
-        interruption after that many steps of this call (state saved, :class:`TrainingInterrupted` raised)."""
+        """Train to ``optim.epochs`` (or until ``optim.max_minutes`` of training are spent); returns the
+        last epoch's metrics. ``stop_after_steps`` simulates an interruption after that many steps of this
+        call (state saved, :class:`TrainingInterrupted` raised)."""
         if self.finished:
-            self.log(f"training already finished ({self.epoch} epochs in {self.out / 'last.pt'}); raise optim.epochs "
-                     f"to continue, or change run.out_dir to start afresh")
+            what = (f"{self.train_seconds / 60:.1f} of {self.cfg.optim.max_minutes:g} minutes" if self._out_of_time()
+                    else f"{self.epoch} epochs")
+            self.log(f"training already finished ({what} in {self.out / 'last.pt'}); raise optim.epochs "
+                     f"(or optim.max_minutes) to continue, or change run.out_dir to start afresh")
             return {}
         cfg = self.cfg
         run_log = RunLog(self.out, cfg.to_yaml(), self.dist.is_main, cfg.run.tensorboard, self.log)
         steps_this_call = 0
         metrics: dict = {}
+        tick = self.clock()
+
+        def spend() -> None:  # the time since the last tick counts against the budget (same on every rank)
+            nonlocal tick
+            now = self.clock()
+            dt = torch.tensor(now - tick, dtype=torch.float64)
+            self.train_seconds += float(all_reduce_mean(dt, self.dist)) if self.dist.enabled else float(dt)
+            tick = now
+
         with on_stop_signals(self._on_signal), contextlib.closing(run_log):
-            while self.epoch < cfg.optim.epochs:
+            while self.epoch < cfg.optim.epochs and not self._out_of_time():
                 self.sampler.set_epoch(self.epoch)
                 meter = _Meter({})
                 t0 = time.perf_counter()
@@ -301,6 +348,7 @@ class Trainer:
                     self.step_in_epoch += 1
                     self.global_step += 1
                     steps_this_call += 1
+                    spend()
                     bar.update(1)
                     bar.set_postfix(loss=f"{parts['loss']:.4g}", lr=f"{parts['lr']:.2e}")
                     if self._stop or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
@@ -308,16 +356,23 @@ class Trainer:
                         self.save("last.pt")
                         raise TrainingInterrupted(f"interrupted at epoch {self.epoch}, step {self.step_in_epoch}; "
                                                   f"rerun the same command to resume from {self.out / 'last.pt'}")
+                    if self._out_of_time():
+                        break
                 bar.close()
+                out_of_time = self._out_of_time()
                 train = {f"train_{k}": v for k, v in meter.means().items()}
                 train = {k: float(all_reduce_mean(torch.tensor(v, dtype=torch.float64), self.dist)) for k, v in train.items()}
                 metrics = {"epoch": self.epoch + 1, "step": self.global_step, **train,
                            "epoch_time_s": time.perf_counter() - t0}
-                if self.split["val"] and ((self.epoch + 1) % cfg.run.val_every == 0 or self.epoch + 1 == cfg.optim.epochs):
+                last_epoch = self.epoch + 1 == cfg.optim.epochs or out_of_time
+                if self.split["val"] and ((self.epoch + 1) % cfg.run.val_every == 0 or last_epoch):
                     metrics.update(self.evaluate_split("val"))
-                self.epoch += 1
-                self.step_in_epoch = 0
-                self.finished = self.epoch >= cfg.optim.epochs
+                spend()
+                metrics["train_minutes"] = self.train_seconds / 60
+                if self.step_in_epoch >= self.steps_per_epoch:  # a budget may end an epoch early
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                self.finished = self.epoch >= cfg.optim.epochs or self._out_of_time()
                 val = metrics.get("val_gauge_mae_meV")
                 if val is not None and val < self.best_val:
                     self.best_val = val
@@ -325,6 +380,9 @@ class Trainer:
                 if self.epoch % cfg.run.checkpoint_every == 0 or self.finished:
                     self.save("last.pt", metrics)
                 run_log.write(metrics)
+            if self._out_of_time() and self.dist.is_main:
+                self.log(f"time budget of {cfg.optim.max_minutes:g} min spent after {self.global_step} steps "
+                         f"({self.epoch} full epochs)")
             self.save("model.pt", metrics, with_optimizer=False)
             return metrics
 
@@ -340,6 +398,18 @@ class Trainer:
         self._stop = True
         if self.dist.is_main:
             self.log(f"signal {signum}: stopping after this step and saving last.pt")
+
+
+def _with_aligned_target(batch) -> tuple:
+    """``(batch, H + mu S - H0)`` with ``mu`` the least-squares gauge shift of each structure (packed)."""
+    parts = []
+    for b, rec in enumerate(batch.records):
+        sl = slice(int(batch.packed_ptr[b]), int(batch.packed_ptr[b + 1]))
+        so = slice(int(batch.overlap_ptr[b]), int(batch.overlap_ptr[b + 1]))
+        s_h = overlap_like_h(packed_layout(rec), batch.overlap[so]).to(batch.h0.dtype)
+        mu = gauge_shift(batch.h0[sl] - batch.h_target[sl], s_h, "lsq")
+        parts.append(batch.h_target[sl] + mu * s_h - batch.h0[sl])
+    return batch, torch.cat(parts)
 
 
 def _diff(a, b, prefix: str = "") -> list[str]:

@@ -128,6 +128,7 @@ def test_options_validated_before_work(dataset, record_file, bad_files, model_fi
         assert not out.exists()
     probe(["demo", "--out", tmp_path / "demo", "--preset", "huge"], "--preset", "unknown")
     probe(["demo", "--out", tmp_path / "demo", "--epochs", "0"], "--epochs")
+    probe(["demo", "--out", tmp_path / "demo", "--minutes", "0"], "--minutes")
     assert not (tmp_path / "demo").exists()
     for lim in ("0", "-1"):
         probe(["evaluate", dataset, "--model", model_file, "--limit", lim, "--out", tmp_path / "rep"], "--limit")

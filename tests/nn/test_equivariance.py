@@ -52,12 +52,10 @@ def model_delta(model, rec) -> np.ndarray:
         return model(collate([build_graph(rec, model.config.cutoff)])).delta.numpy()
 
 
-@pytest.mark.xfail(strict=True, reason="known issue: EquivariantLayerNorm divides each irreps chunk by "
-                   "sqrt(mean x^2 + 1e-6), so a chunk that is zero in exact arithmetic but rounding noise in "
-                   "floats (here the 0o, 1e, 2o and 3e irreps of this spinful two-centre H0 are ~1e-16, and the "
-                   "1e and 2o hidden chunks are fed only by them) is amplified up to 1e3x per norm: relative "
-                   "errors ~1e-7 in float64 and O(1) in float32")
 def test_two_centre_h0_exact_zero_chunks():
+    """Irreps that are zero in exact arithmetic (the 0o, 1e, 2o, 3e parts of a spinful two-centre H0, and
+    hidden chunks fed only by them) hold rounding noise; the layer norm must not amplify it (it did, to
+    O(1) in float32, when it divided each chunk by its own norm)."""
     from nextham.testing.toy import two_centre_record
 
     torch.manual_seed(0)

@@ -36,7 +36,6 @@ def test_tiny_model_overfits_one_structure(tmp_path):
           f"in {time.perf_counter() - t0:.0f} s")
     assert m["val_h0_gauge_mae_meV"] > 5
     assert m["val_gauge_mae_meV"] < 0.1
-    try:
-        assert_model_equivariant(trainer.model, rec, rotations=1)
-    except AssertionError as err:  # see tests/nn/test_equivariance.py::test_two_centre_h0_exact_zero_chunks
-        pytest.xfail(f"known issue, layer norm amplifies rounding noise of exactly-zero H0 irreps: {err}")
+    # the trainer builds every model under a float32 default dtype and casts it (same weights in every
+    # process), so e3nn's Clebsch-Gordan constants carry float32 rounding: ~1e-9 relative in float64
+    assert_model_equivariant(trainer.model, rec, rotations=1, rtol=1e-8)

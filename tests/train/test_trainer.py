@@ -139,3 +139,90 @@ def test_split_grows_with_the_dataset(tmp_path):
     for k in s1:
         assert s2[k][: len(s1[k])] == s1[k]
     assert sorted(sum(s2.values(), [])) == list(range(6))
+
+
+class _CountingSource(ListSource):
+    def __init__(self, records, path):
+        super().__init__(records, path)
+        self.reads = 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return super().__getitem__(index)
+
+
+def test_record_cache_decodes_each_record_once_and_gives_identical_batches(tmp_path):
+    recs = _records()
+    cached, plain = _CountingSource(recs, tmp_path / "ds.h5"), _CountingSource(recs, tmp_path / "ds.h5")
+    a = Trainer(_cfg(tmp_path, "a"), source=cached)
+    b = Trainer(_cfg(tmp_path, "b", **{"data.cache_mb": 0}), source=plain)
+    for epoch in range(2):
+        a.sampler.set_epoch(epoch)
+        b.sampler.set_epoch(epoch)
+        for (ka, ba), (kb, bb) in zip(a.loader, b.loader):
+            assert ka == kb
+            tensors = {k for k, v in vars(ba).items() if isinstance(v, torch.Tensor)}
+            assert tensors and tensors == {k for k, v in vars(bb).items() if isinstance(v, torch.Tensor)}
+            for name in tensors:
+                assert torch.equal(getattr(ba, name), getattr(bb, name))
+    n_train = len(a.split["train"])
+    assert cached.reads - 1 == n_train  # + the one read of the engine's name at start-up
+    assert plain.reads - 1 == 2 * n_train
+    assert a.items.hits == n_train and a.items.used > 0
+    a.fit()
+    b.fit()
+    assert torch.equal(_weights(a.model), _weights(b.model))
+
+
+class _FakeClock:
+    """One second per call: the trainer calls its clock once per step and once per epoch end."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        self.t += 1.0
+        return self.t
+
+
+def test_time_budget_stops_cleanly_with_the_schedule_over_the_budget(tmp_path):
+    recs = _records()
+    cfg = _cfg(tmp_path, "budget", **{"optim.epochs": 50, "optim.max_minutes": 5 / 60})
+    t = Trainer(cfg, source=ListSource(recs, tmp_path / "ds.h5"), clock=_FakeClock())
+    lrs = []
+    step = t._train_step
+    t._train_step = lambda k, b: lrs.append(t._lr()) or step(k, b)
+    m = t.fit()
+    # 2 steps per epoch: steps at 1 s, 2 s, epoch end 3 s, steps 4 s, 5 s: budget spent mid-epoch 2
+    assert t.finished and t.global_step == 4 and (t.epoch, t.step_in_epoch) == (2, 0)
+    assert m["train_minutes"] == pytest.approx(6 / 60) and "val_gauge_mae_meV" in m
+    assert (tmp_path / "budget" / "model.pt").exists()
+    o = cfg.optim
+    # warm-up over the first epoch (2 steps), then cosine in the spent fraction of the budget (3 s of 5 s)
+    assert lrs[:2] == pytest.approx([o.lr / 2, o.lr])
+    assert lrs[2] == pytest.approx(o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * 3 / 5)))
+    assert lrs[3] < lrs[2]
+    ck = load_checkpoint(tmp_path / "budget" / "last.pt")
+    assert ck["progress"]["finished"] and ck["progress"]["train_seconds"] == 6.0
+    # finished: not retrained; a larger budget continues
+    assert Trainer(cfg, source=ListSource(recs, tmp_path / "ds.h5"), clock=_FakeClock()).fit() == {}
+    more = Trainer(cfg.with_overrides(["optim.max_minutes=0.15"]), source=ListSource(recs, tmp_path / "ds.h5"),
+                   clock=_FakeClock())
+    more.fit()
+    assert more.global_step > 4 and more.train_seconds >= 9.0
+
+
+def test_time_budget_resume_after_interruption_is_exact(tmp_path):
+    recs = _records()
+    src = ListSource(recs, tmp_path / "ds.h5")
+    over = {"optim.epochs": 50, "optim.max_minutes": 5 / 60}
+    ref = Trainer(_cfg(tmp_path, "full", **over), source=src, clock=_FakeClock())
+    ref.fit()
+    t = Trainer(_cfg(tmp_path, "cut", **over), source=src, clock=_FakeClock())
+    with pytest.raises(TrainingInterrupted):
+        t.fit(stop_after_steps=3)
+    t = Trainer(_cfg(tmp_path, "cut", **over), source=src, clock=_FakeClock())
+    assert (t.epoch, t.step_in_epoch, t.train_seconds) == (1, 1, 4.0)
+    t.fit()
+    assert t.finished and t.global_step == ref.global_step == 4
+    assert torch.equal(_weights(t.model), _weights(ref.model))
