@@ -12,6 +12,7 @@ import yaml
 from ase.build import bulk
 from ase.io import write
 
+from nextham.testing import toy as _toy  # noqa: F401  (registers the model kind "toy")
 from nextham.blocks.h5io import write_record
 from nextham.data.generate import generate
 from nextham.data.structures import gather_inputs
