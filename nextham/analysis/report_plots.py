@@ -24,22 +24,25 @@ def plot_error_by_element(model: dict, h0: dict, out: str | Path) -> Path:
     return save_figure(fig, out)
 
 
-def plot_parity(ref: np.ndarray, pred: np.ndarray, h0: np.ndarray, out: str | Path, max_points: int = 20000,
+def plot_parity(true_delta: np.ndarray, pred_delta: np.ndarray, out: str | Path, max_points: int = 20000,
                 seed: int = 0) -> Path:
-    """Predicted and H0 matrix elements (gauge-aligned, eV) against DFT; real parts (imaginary too if complex)."""
+    """Predicted against true dH = H - H0 (gauge-aligned, meV) of the blocks within 8 Å; real parts (and
+    imaginary parts if complex). A perfect model lies on the diagonal; H0 itself is the point (x, 0)."""
     out = Path(out)
     rng = np.random.default_rng(seed)
-    idx = rng.permutation(ref.size)[:max_points]
+    idx = rng.permutation(true_delta.size)[:max_points]
     fig, ax = new_figure((4.5, 4.5))
-    parts = [("Re", np.real)] + ([("Im", np.imag)] if np.iscomplexobj(ref) else [])
+    parts = [("Re", np.real)] + ([("Im", np.imag)] if np.iscomplexobj(true_delta) else [])
+    values = []
     for name, f in parts:
-        ax.scatter(f(ref[idx]), f(h0[idx]), s=2, alpha=0.4, color="0.6", label=f"H0 ({name})")
-        ax.scatter(f(ref[idx]), f(pred[idx]), s=2, alpha=0.4, color="tab:red" if name == "Re" else "tab:blue",
-                   label=f"NextHAM ({name})")
-    lo = float(min(np.min(np.real(ref)), np.min(np.imag(ref)) if np.iscomplexobj(ref) else 0))
-    hi = float(max(np.max(np.real(ref)), np.max(np.imag(ref)) if np.iscomplexobj(ref) else 0))
+        x, y = 1e3 * f(true_delta[idx]), 1e3 * f(pred_delta[idx])
+        values += [x, y]
+        ax.scatter(x, y, s=2, alpha=0.4, color="tab:red" if name == "Re" else "tab:blue", label=f"{name} dH")
+    lo, hi = (float(np.min(np.concatenate(values))), float(np.max(np.concatenate(values)))) if values else (0, 1)
     ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
-    ax.set_xlabel("DFT H (eV)")
-    ax.set_ylabel("predicted (eV)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("true dH = H - H0 (meV)")
+    ax.set_ylabel("predicted dH (meV)")
     ax.legend(fontsize=7, markerscale=4)
     return save_figure(fig, out)
