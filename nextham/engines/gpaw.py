@@ -34,6 +34,8 @@ Method (docs/engine.md has the full account)
 
 from __future__ import annotations
 
+import contextlib
+
 import gzip
 import os
 import re
@@ -53,7 +55,7 @@ from ..basis.orbitals import Basis, ElementBasis
 from ..blocks.record import StructureRecord
 from ..structure.lattice_shift import translate_atoms
 from .base import Engine, EngineError, EngineInputError, EngineUnavailable, register_engine
-from .realspace import EdgeLayout, bloch_to_realspace, bvk_mesh, mesh_index, mesh_kpoints, pair_support
+from .realspace import EdgeLayout, bloch_to_realspace, bvk_mesh, mesh_index, pair_support
 
 GPAW_VERSION = "26.7.0"
 """The only GPAW version whose internals this module is written against."""
@@ -771,13 +773,8 @@ class _GPAWRun:
     def converge_scf(self) -> None:
         """Run the SCF on :meth:`build_scf_object`'s DFT object (its own k-mesh and basis)."""
         t = time.perf_counter()
-        try:
+        with self._scf_convergence():
             self.dft.converge()
-        except Exception as exc:
-            if type(exc).__name__ == "KohnShamConvergenceError":
-                raise EngineError(f"SCF did not converge within {self.config.maxiter} iterations "
-                                  f"({self.atoms.get_chemical_formula()})") from exc
-            raise
         self.t_scf = time.perf_counter() - t
         self.scf_dft = self.dft
 
@@ -791,15 +788,21 @@ class _GPAWRun:
         if c.convergence:
             extra["convergence"] = dict(c.convergence)
         t = time.perf_counter()
-        try:
+        with self._scf_convergence():
             self.scf_dft = DFT(self.atoms, **kw, gpts=self.gpts,
                                kpts={"density": c.kpt_density, "gamma": True}, converge=True, **extra)
+        self.t_scf = time.perf_counter() - t
+
+    @contextlib.contextmanager
+    def _scf_convergence(self):
+        """GPAW's KohnShamConvergenceError as one EngineError naming the structure and the limit."""
+        try:
+            yield
         except Exception as exc:
             if type(exc).__name__ == "KohnShamConvergenceError":
-                raise EngineError(f"SCF did not converge within {c.maxiter} iterations "
+                raise EngineError(f"SCF did not converge within {self.config.maxiter} iterations "
                                   f"({self.atoms.get_chemical_formula()})") from exc
             raise
-        self.t_scf = time.perf_counter() - t
 
     def scf_kpts_info(self) -> dict[str, Any] | None:
         if self.scf_dft is None:

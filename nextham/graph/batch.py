@@ -122,8 +122,8 @@ def _pair_groups(record: StructureRecord, output_edge: np.ndarray) -> dict[tuple
                 continue
             ni, nj = bi.norb, bj.norb
             base = off[output_edge[edges]]
-            for a, (la, za, oa) in enumerate(zip(bi.ls, shell_zetas(bi.ls), bi.shell_offsets)):
-                for b, (lb, zb, ob) in enumerate(zip(bj.ls, shell_zetas(bj.ls), bj.shell_offsets)):
+            for la, za, oa in zip(bi.ls, shell_zetas(bi.ls), bi.shell_offsets):
+                for lb, zb, ob in zip(bj.ls, shell_zetas(bj.ls), bj.shell_offsets):
                     d1, d2 = 2 * la + 1, 2 * lb + 1
                     s = np.arange(f)
                     rows = (s[:, None] * ni + oa + np.arange(d1)[None]).reshape(-1)  # (f d1,) spin-major

@@ -70,7 +70,7 @@ def read_input(path: str | os.PathLike) -> dict[str, str]:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(path, f"cannot read: {exc}") from None
-    for k, raw in enumerate(lines, 1):
+    for raw in lines:
         s = _strip_comment(raw)
         if not s or s.upper() == "INPUT_PARAMETERS":
             continue

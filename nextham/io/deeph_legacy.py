@@ -134,7 +134,7 @@ def _read_h5(path: Path, numbers, basis: Basis, spinful: bool) -> Elements:
     atom, local, sign, offsets = orbital_tables(numbers, basis, CODE)
     norb = np.diff(offsets)
     f = 2 if spinful else 1
-    Rs, ii, jj, rows, cols, vals = [], [], [], [], [], []
+    Rs, ii, jj, vals = [], [], [], []
     with _open_h5(path) as h5:
         for key in h5.keys():
             try:

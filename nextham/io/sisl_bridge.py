@@ -105,7 +105,7 @@ def from_sisl(H, fermi_energy_eV: float | None = None, source: str = "sisl") -> 
     numbers = np.array([a.Z for a in geom.atoms], dtype=np.int64)[geom.atoms.species]
     per_el: dict[str, ElementBasis] = {}
     perm_all = []
-    for a, atom in enumerate(geom.atoms.atom):
+    for atom in geom.atoms.atom:
         ls, k = [], 0
         orbs = atom.orbitals
         while k < len(orbs):

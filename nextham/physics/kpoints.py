@@ -74,7 +74,7 @@ def path_from_points(atoms: Atoms, points: list[tuple[str, tuple[float, float, f
     B = 2 * np.pi * np.linalg.inv(cell).T
     kpts, labels, segments, x = [], [], [], []
     xs = 0.0
-    for s, ((la, a), (lb, b)) in enumerate(zip(points[:-1], points[1:])):
+    for (la, a), (lb, b) in zip(points[:-1], points[1:]):
         t = np.linspace(0.0, 1.0, n_per_segment)
         seg = np.asarray(a) + t[:, None] * (np.asarray(b) - np.asarray(a))
         start = len(kpts) and sum(len(k) for k in kpts)

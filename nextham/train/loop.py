@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, versions
-from ..data.access import BuiltItems, DatasetError, RecordSource, load_or_create_splits, open_dataset
+from ..data.access import BuiltItems, RecordSource, load_or_create_splits, open_dataset
 from ..losses import Objective, overlap_like_h, packed_layout
 from ..losses.gauge import gauge_mae, gauge_shift
 from ..models import DTYPES, batch_functions, build_model, model_hamiltonian, model_kind

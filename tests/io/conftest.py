@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
 
+from nextham.cli import convert
 from nextham.testing.fixtures import require_fixtures
 
 from io_helpers import writable_copy
@@ -57,3 +59,12 @@ def c_soc_copy(c_soc_dir, orbitals_dir, tmp_path) -> Path:
     for f in orbitals_dir.iterdir():
         shutil.copy(f, d / f.name)
     return d
+
+
+@pytest.fixture
+def app():
+    """A Typer app holding only ``nextham convert`` (plus a no-op so Typer keeps subcommands)."""
+    app = typer.Typer()
+    convert.register(app)
+    app.command("noop")(lambda: None)
+    return app

@@ -6,22 +6,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from nextham.blocks.h5io import read_record
-from nextham.cli import convert
 from nextham.io import read
 from io_helpers import writable_copy
 from io_helpers import assert_records_equal
-
-
-@pytest.fixture
-def app():
-    app = typer.Typer()
-    convert.register(app)
-    app.command("noop")(lambda: None)
-    return app
 
 
 def test_convert_one_abacus_to_record(app, si2_dir, orbitals_dir, tmp_path):

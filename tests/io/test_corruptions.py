@@ -14,21 +14,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from nextham.cli import convert
 from nextham.io import FormatError, read, write
 from nextham.testing.fixtures import require_fixtures
 from io_helpers import writable_copy
-
-
-@pytest.fixture
-def app():
-    app = typer.Typer()
-    convert.register(app)
-    app.command("noop")(lambda: None)
-    return app
 
 
 def run_convert(app, src: Path, dst: Path, *extra: str) -> tuple[int, str]:
