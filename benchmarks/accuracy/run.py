@@ -90,6 +90,11 @@ def run_case(data: Path, run_dir: Path, minutes: float, overrides: list[str], de
             "ghosts_h0": bh["ghost_states"]}
 
 
+def _slug(case: str) -> str:
+    """``"no H0 input (element embedding)"`` -> ``"no-H0-input"`` (run folders, ``--cases``)."""
+    return case.split(" (")[0].replace(" ", "-")
+
+
 def _fmt(v, f="{:.3f}"):
     return "-" if v is None else f.format(v)
 
@@ -118,7 +123,19 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--ablation-budget", type=float,
+                    help="minutes of every ablation (default: the middle budget)")
+    ap.add_argument("--cases", nargs="+", metavar="SLUG",
+                    help="run only these cases (slugs: full, no-H0-input, no-k-space-loss, no-TraceGrad, "
+                         "no-statistics-init, outputs-on-all-record-edges); two processes with disjoint "
+                         "cases and --threads 1 share one dataset")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads per training run")
+    ap.add_argument("--generate-only", action="store_true", help="build (or finish) the dataset and stop")
     a = ap.parse_args(argv)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     if a.quick and a.dataset is None:
         ap.error("--quick needs --dataset (e.g. the demo's nextham-demo/dataset.lmdb)")
     budgets = a.budgets or ([2.0] if a.quick else [10.0, 30.0, 60.0])
@@ -138,20 +155,25 @@ def main(argv=None) -> int:
         print(f"dataset: {len(inputs)} structures -> {data}", flush=True)
         generate(inputs, data, engine_name="gpaw", engine_settings=dict(DemoSettings().engine_settings), soc=True,
                  workers=a.workers, progress=True, echo=log, command="benchmarks/accuracy/run.py")
+    if a.generate_only:
+        return 0
     cases = [("full", b, []) for b in budgets]
     if not a.no_ablations:
-        mid = budgets[len(budgets) // 2]
-        cases += [(name, mid, over) for name, over in ABLATIONS.items()]
+        ablation_budget = a.ablation_budget or budgets[len(budgets) // 2]
+        cases += [(name, ablation_budget, over) for name, over in ABLATIONS.items()]
+    if a.cases:
+        cases = [c for c in cases if _slug(c[0]) in a.cases]
+    results = a.out / ("results.json" if not a.cases else f"results-{'-'.join(a.cases)}.json")
     rows = []
     for name, minutes, over in cases:
-        slug = name.split(" (")[0].replace(" ", "-")
+        slug = _slug(name)
         t = time.perf_counter()
         row = {"case": name, "overrides": over,
                **run_case(data, a.out / f"{slug}-{minutes:g}min", minutes, over, a.device, log)}
         rows.append(row)
         print(f"{name} ({minutes:g} min): headline ratio {_fmt(row['headline_ratio'])}, "
               f"{time.perf_counter() - t:.0f} s", flush=True)
-        (a.out / "results.json").write_text(json.dumps({"dataset": str(data), "rows": rows}, indent=1))
+        results.write_text(json.dumps({"dataset": str(data), "rows": rows}, indent=1))
     print("\nlearning curve (held-out headline gauge MAE, meV, against the budget):")
     for r in rows:
         if r["case"] == "full":
