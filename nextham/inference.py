@@ -143,7 +143,8 @@ def predict_structure(trained: TrainedModel, atoms: Atoms, engine_name: str | No
     and the time of each stage (s). ``log`` gets a line as each stage starts.
 
     The engine is the training data's with its settings unless ``engine_name`` names another (which
-    then runs with its default settings, with a warning). Engine errors name ``where``.
+    then runs with its default settings, with a warning), less the checks of stored data that do not
+    change S or H0 (``Engine.prediction_settings``). Engine errors name ``where``.
     """
     from .engines import get_engine
     from .engines.base import EngineError
@@ -155,6 +156,8 @@ def predict_structure(trained: TrainedModel, atoms: Atoms, engine_name: str | No
             f"H0 and the basis differ from the training data")
     settings = json.loads(eng.get("settings_json", "{}") or "{}") if name == eng.get("name") else {}
     engine = get_engine(name, **settings)
+    if engine.prediction_settings:
+        engine = get_engine(name, **{**settings, **engine.prediction_settings})
     times = {}
     try:
         engine.check_input(atoms)  # overlapping atoms, missing setups, ... before any compute

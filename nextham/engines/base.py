@@ -39,6 +39,9 @@ class Engine(abc.ABC):
     """
 
     name: str = "engine"
+    prediction_settings: dict[str, Any] = {}
+    """Settings that ``nextham predict`` overrides in the training data's: checks that verify stored
+    data but do not change S or H0 (e.g. the GPAW engine's eigenvalue check)."""
 
     @abc.abstractmethod
     def compute(self, atoms: Atoms, soc: bool = False, h0_only: bool = False) -> StructureRecord:

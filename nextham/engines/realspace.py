@@ -239,48 +239,6 @@ class EdgeLayout:
         residual = float(np.where(covered, 0.0, atom_max).max()) if V_xMM.size else 0.0
         return out, residual
 
-    def three_centre_index(self, atoms: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Packed position of every element of ``P^T X P`` for one projector atom, flat (K*K,).
-
-        ``atoms[k]``/``cells[k]``: the atom and lattice cell of orbital column k of the atom's
-        projector overlaps (columns grouped in runs of one (atom, cell)). Orbital k (atom b, cell
-        R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1). Raises ValueError if a product
-        falls outside the edge list.
-        """
-        K = len(atoms)
-        starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
-        ent = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, K]))
-        local = np.arange(K) - starts[ent]
-        b, R1 = atoms[starts], cells[starts]
-        p, q = (x.ravel() for x in np.meshgrid(np.arange(len(starts)), np.arange(len(starts)), indexing="ij"))
-        E = self.find(b[p], b[q], R1[q] - R1[p]).reshape(len(starts), len(starts))
-        if (E < 0).any():
-            raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
-        e_uv = E[ent[:, None], ent[None, :]]
-        return (self.offsets[e_uv] + local[:, None] * self.shape_j[e_uv] + local[None, :]).ravel()
-
-    def three_centre_sum(self, terms, dtype=np.float64) -> np.ndarray:
-        """Packed ``sum_a P_a^T X_a P_a`` over projector atoms, one ``bincount`` for all.
-
-        terms : iterable of ``(P_stack, X, index)``: P_stack (ni, K) projector overlaps
-            ``<p_i^a | phi_m^b(cell)>``, X (ni, ni) the atom's matrix (PAW ``dH^*``/``dO`` or a
-            SOC component), index from :meth:`three_centre_index`.
-        """
-        positions, values = [], []
-        for P_stack, X, index in terms:
-            positions.append(index)
-            values.append((P_stack.T @ X @ P_stack).ravel())
-        out = np.zeros(self.size, dtype=dtype)
-        if not positions:
-            return out
-        pos, val = np.concatenate(positions), np.concatenate(values)
-        if np.iscomplexobj(val) or np.dtype(dtype).kind == "c":
-            out += np.bincount(pos, val.real, minlength=self.size)
-            out += 1j * np.bincount(pos, val.imag, minlength=self.size)
-        else:
-            out += np.bincount(pos, val, minlength=self.size)
-        return out
-
     def spinful_from_components(self, h: np.ndarray, vx: np.ndarray, vy: np.ndarray,
                                 vz: np.ndarray) -> np.ndarray:
         """Spin-major packed blocks ``[[h + vz, vx - i vy], [vx + i vy, h - vz]]`` (2n_i x 2n_j)."""
@@ -292,3 +250,56 @@ class EdgeLayout:
         for s, t, val in ((0, 0, h + vz), (0, 1, vx - 1j * vy), (1, 0, vx + 1j * vy), (1, 1, h - vz)):
             out[off2 + (s * ni + m) * (2 * nj) + t * nj + n] = val
         return out
+
+
+class ThreeCentreProducts:
+    """Packed ``sum_a P_a^T X_a P_a`` over projector atoms a, for fixed projector overlaps.
+
+    ``columns[a] = (P, atoms, cells)``: P (ni_a, K_a) the overlaps ``<p_i^a | phi_m^b(cell)>`` of
+    atom a's projectors with every orbital column k in reach, ``atoms[k]``/``cells[k]`` that
+    column's atom b and lattice cell R1 (columns grouped in runs of one (atom, cell)). Orbital k
+    (atom b, cell R1) and l (atom c, cell R2) couple on edge (b, c, R2 - R1). The packed position
+    of every product element is found once for all atoms (one edge lookup) and kept, so that each
+    matrix X (PAW ``dO``, ``dH``, a SOC component) costs one batch of small products and one
+    ``bincount``. Raises ValueError if a product falls outside the edge list.
+    """
+
+    def __init__(self, layout: EdgeLayout, columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.layout = layout
+        self.atoms = sorted(columns)
+        self.P = {a: columns[a][0] for a in self.atoms}
+        queries, runs = [], []
+        for a in self.atoms:
+            _, atoms, cells = columns[a]
+            K = len(atoms)
+            starts = np.flatnonzero(np.r_[True, (atoms[1:] != atoms[:-1]) | np.any(cells[1:] != cells[:-1], axis=1)])
+            run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, K]))
+            b, R1 = atoms[starts], np.asarray(cells, dtype=np.int64)[starts]
+            p, q = (x.ravel() for x in np.meshgrid(np.arange(len(starts)), np.arange(len(starts)), indexing="ij"))
+            queries.append((b[p], b[q], R1[q] - R1[p]))
+            runs.append((run, np.arange(K) - starts[run], len(starts)))
+        if not queries:
+            self.index = np.zeros(0, dtype=np.int64)
+            return
+        E = layout.find(*(np.concatenate(x) for x in zip(*queries)))
+        if (E < 0).any():
+            raise ValueError("three-centre term reaches a pair outside the edge list (support too small)")
+        index, at = [], 0
+        for run, local, n_runs in runs:
+            E_a = E[at:at + n_runs * n_runs].reshape(n_runs, n_runs)
+            at += n_runs * n_runs
+            e_uv = E_a[run[:, None], run[None, :]]
+            index.append((layout.offsets[e_uv] + local[:, None] * layout.shape_j[e_uv] + local[None, :]).ravel())
+        self.index = np.concatenate(index)
+
+    def __call__(self, X: dict[int, np.ndarray], dtype=np.float64) -> np.ndarray:
+        """Packed ``sum_a P_a^T X[a] P_a`` (``X[a]`` (ni_a, ni_a); atoms without an entry in X add 0)."""
+        size = self.layout.size
+        if not len(self.index):
+            return np.zeros(size, dtype=dtype)
+        values = np.concatenate([(self.P[a].T @ X[a] @ self.P[a]).ravel() if a in X
+                                 else np.zeros(self.P[a].shape[1] ** 2) for a in self.atoms])
+        if np.iscomplexobj(values) or np.dtype(dtype).kind == "c":
+            return (np.bincount(self.index, values.real, minlength=size)
+                    + 1j * np.bincount(self.index, values.imag, minlength=size)).astype(dtype)
+        return np.bincount(self.index, values, minlength=size).astype(dtype, copy=False)

@@ -47,7 +47,7 @@ def test_mesh_index_roundtrip():
 
 
 # ---------------------------------------------------------------------------- direct assembly layout
-from nextham.engines.realspace import EdgeLayout  # noqa: E402
+from nextham.engines.realspace import EdgeLayout, ThreeCentreProducts  # noqa: E402
 
 
 def _layout_all_pairs(norb, Rs):
@@ -108,7 +108,7 @@ def test_three_centre_sum_equals_dense_products():
     atoms = np.concatenate([np.full(norb[b], b) for b, _ in entries])
     cells = np.concatenate([np.repeat([R], norb[b], axis=0) for b, R in entries]).astype(np.int64)
     X = rng.normal(size=(ni, ni)) + 1j * rng.normal(size=(ni, ni))
-    got = lay.three_centre_sum([(P, X, lay.three_centre_index(atoms, cells))], dtype=complex)
+    got = ThreeCentreProducts(lay, {0: (P, atoms, cells)})({0: X}, dtype=complex)
     ref = np.zeros(lay.size, complex)
     for (b, R1), Pb in zip(entries, blocks):
         for (c, R2), Pc in zip(entries, blocks):
