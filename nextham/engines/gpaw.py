@@ -250,6 +250,49 @@ def lexicographic_sign(R: np.ndarray) -> np.ndarray:
     return np.where(nz.any(axis=1), np.sign(R[np.arange(len(R)), first]), 0)
 
 
+SPLINE_FLOOR = 1e-10
+"""GPAW's ``tci_overlap`` drops a radial term |s_l(r)| below this (c/lcao.c, gpaw 26.7.0)."""
+
+
+def evaluate_two_centre(expansion, R_nc: np.ndarray) -> np.ndarray:
+    """GPAW's two-centre integrals ``<f_a(r) | g_b(r - R)>`` of one species pair for many displacements.
+
+    ``expansion``: a ``gpaw.lcao.overlap.TwoSiteOverlapExpansions`` (overlap, kinetic or
+    projector-orbital); ``R_nc`` (n, 3) displacement vectors in Bohr. Returns (n, M_a, M_b) in
+    GPAW's orbital order. Per shell pair (la, lb) the expansion holds radial splines s_l(r) for
+    l = (la + lb) mod 2, +2, ..., and ``x[m_a, m_b] = sum_l s_l(r) sum_m G[la m_a, lb m_b, l m] r^l Y_lm(R)``
+    with GPAW's real Gaunt coefficients: the sum GPAW's C routine ``tci_overlap`` does for one
+    vector (which skips radial values below :data:`SPLINE_FLOOR`, and so do we), evaluated here for
+    all n at once (the tests check it against GPAW's per-vector result).
+    """
+    from gpaw.sphere.gaunt import gaunt
+    from gpaw.sphere.spherical_harmonics import Yarr
+
+    R_nc = np.asarray(R_nc, dtype=float).reshape(-1, 3)
+    out = np.zeros((len(R_nc),) + tuple(expansion.shape))
+    if not len(R_nc) or out[0].size == 0:
+        return out
+    r = np.linalg.norm(R_nc, axis=1)
+    lmax = max(expansion.lmaxspline, 1)
+    rlY_Ln = Yarr(np.arange(lmax * lmax), R_nc)  # r^l Y_L(R): GPAW's homogeneous polynomials
+    G_LLL = gaunt(max(expansion.lmaxgaunt, 1))
+    M_a = 0
+    for oe_j in expansion.oe_jj:
+        M_b = 0
+        for oe in oe_j:
+            la, lb = oe.la, oe.lb
+            block = out[:, M_a:M_a + 2 * la + 1, M_b:M_b + 2 * lb + 1]
+            for k, spline in enumerate(oe.spline_l):
+                l = (la + lb) % 2 + 2 * k
+                G = G_LLL[la * la:(la + 1) ** 2, lb * lb:(lb + 1) ** 2, l * l:(l + 1) ** 2]
+                value = spline.map(r)
+                value[np.abs(value) < SPLINE_FLOOR] = 0.0  # as GPAW's tci_overlap does
+                block += value[:, None, None] * np.einsum("abm,mn->nab", G, rlY_Ln[l * l:(l + 1) ** 2])
+            M_b += 2 * lb + 1
+        M_a += 2 * oe_j[0].la + 1 if len(oe_j) else 0
+    return out
+
+
 @dataclass
 class _Expansions:
     """GPAW's two-centre expansions per species pair (O: overlap, T: kinetic, P: projector-orbital),
@@ -808,12 +851,22 @@ class _GPAWRun:
         if self.config.check_kpoints > 0:
             self.h0_check = self._own_eigenvalues(self.dft, CHECK_KPOINTS[:self.config.check_kpoints], soc)
 
-    def _displacement_block(self, oe, a1: int, a2: int, R: np.ndarray) -> np.ndarray:
-        """GPAW's two-centre integral between atom a1 (cell 0) and atom a2 in cell R."""
-        from gpaw.lcao.overlap import AtomicDisplacement
+    def _displacements(self, a1: np.ndarray, a2: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """Vectors (Bohr) from atom a1 (cell 0) to atom a2 in cell R, (n, 3)."""
+        return (self.spos_ac[a2] + R - self.spos_ac[a1]) @ self.cell_bohr
 
-        R_c = (self.spos_ac[a2] + R - self.spos_ac[a1]) @ self.cell_bohr
-        return AtomicDisplacement(None, a1, a2, R_c, R, None).overlap_without_phases(oe)
+    def _two_centre_blocks(self, table, a1: np.ndarray, a2: np.ndarray, R: np.ndarray) -> list[np.ndarray]:
+        """GPAW's two-centre integrals of expansion ``table`` (O, T or P) for each (a1, a2, R),
+        batched per species pair (:func:`evaluate_two_centre`)."""
+        I = self.tci.I_a
+        out: list[np.ndarray] = [None] * len(a1)  # type: ignore[list-item]
+        pair = I[a1] * (I.max() + 1) + I[a2]
+        for key in np.unique(pair):
+            sel = np.flatnonzero(pair == key)
+            x = evaluate_two_centre(table[I[a1[sel[0]]], I[a2[sel[0]]]], self._displacements(a1[sel], a2[sel], R[sel]))
+            for n, block in zip(sel, x):
+                out[n] = block
+        return out
 
     def realspace_two_centre(self) -> np.ndarray:
         """S and T per edge (two-centre integrals + PAW overlap correction) and the projector
@@ -824,35 +877,38 @@ class _GPAWRun:
         I = tci.I_a
         i_e, j_e = lay.edge_index.T
         R_e = lay.edge_R
-        d = np.linalg.norm((self.spos_ac[j_e] + R_e - self.spos_ac[i_e]) @ self.cell_bohr, axis=1)
+        d = np.linalg.norm(self._displacements(i_e, j_e, R_e), axis=1)
         reach = tci.phit_rc[I[i_e]] + tci.phit_rc[I[j_e]]
         # one of each Hermitian pair: (i < j) or (i == j and R >= 0 lexicographically)
         first = (i_e < j_e) | ((i_e == j_e) & (lexicographic_sign(R_e) >= 0))
-        off = lay.offsets
-        for e in np.flatnonzero(first & (d < reach)):
-            a1, a2, R = int(i_e[e]), int(j_e[e]), R_e[e]
-            O = self._displacement_block(tci.O_II[I[a1], I[a2]], a1, a2, R)
-            Tk = self._displacement_block(tci.T_II[I[a1], I[a2]], a1, a2, R)
-            S[off[e]:off[e + 1]] = O.ravel()
-            T[off[e]:off[e + 1]] = Tk.ravel()
-            r = lay.reverse[e]
-            if r != e:
-                S[off[r]:off[r + 1]] = O.T.ravel()
-                T[off[r]:off[r + 1]] = Tk.T.ravel()
+        edges = np.flatnonzero(first & (d < reach))
+        off, shape_i, shape_j = lay.offsets, lay.shape_i, lay.shape_j
+        pair = I[i_e[edges]] * (I.max() + 1) + I[j_e[edges]]
+        for key in np.unique(pair):  # one batch per species pair: all blocks have one shape
+            e = edges[pair == key]
+            D = self._displacements(i_e[e], j_e[e], R_e[e])
+            ni, nj = int(shape_i[e[0]]), int(shape_j[e[0]])
+            here = (off[e][:, None] + np.arange(ni * nj)).ravel()
+            there = (off[lay.reverse[e]][:, None] + np.arange(ni * nj)).ravel()
+            for packed, table in ((S, tci.O_II), (T, tci.T_II)):
+                x = evaluate_two_centre(table[I[i_e[e[0]]], I[j_e[e[0]]]], D)
+                packed[there] = x.transpose(0, 2, 1).ravel()  # the partner (j, i, -R): the transpose
+                packed[here] = x.ravel()  # self-loops with R = 0 are their own partner
         # projector overlaps, per projector atom: columns = orbitals of (atom b, cell R) entries.
         # Every projector-orbital pair (d < rc_p(a) + rc_phi(b)) is an edge of the support.
-        near = d < tci.pt_rc[I[i_e]] + tci.phit_rc[I[j_e]]
+        near = np.flatnonzero(d < tci.pt_rc[I[i_e]] + tci.phit_rc[I[j_e]])
+        near = near[np.lexsort((R_e[near, 2], R_e[near, 1], R_e[near, 0], j_e[near], i_e[near]))]
         a_n, b_n, R_n = i_e[near], j_e[near], R_e[near]
+        P_n = self._two_centre_blocks(tci.P_II, a_n, b_n, R_n)
         columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # a -> (P, atoms, cells)
+        bounds = np.searchsorted(a_n, np.arange(len(self.setups) + 1))
         for a in range(len(self.setups)):
-            sel = np.flatnonzero(a_n == a)
-            sel = sel[np.lexsort((R_n[sel, 2], R_n[sel, 1], R_n[sel, 0], b_n[sel]))]
-            blocks = [self._displacement_block(tci.P_II[I[a], I[int(b_n[n])]], a, int(b_n[n]), R_n[n]) for n in sel]
-            if not blocks:
+            lo, hi = bounds[a], bounds[a + 1]
+            if lo == hi:
                 continue
-            width = np.array([P.shape[1] for P in blocks])
-            columns[a] = (np.concatenate(blocks, axis=1), np.repeat(b_n[sel], width),
-                          np.repeat(R_n[sel], width, axis=0).astype(np.int64))
+            width = np.array([P.shape[1] for P in P_n[lo:hi]])
+            columns[a] = (np.concatenate(P_n[lo:hi], axis=1), np.repeat(b_n[lo:hi], width),
+                          np.repeat(R_n[lo:hi], width, axis=0).astype(np.int64))
             assert columns[a][0].shape[0] == self.setups[a].ni
         self.projectors = ThreeCentreProducts(lay, columns)
         S += self.projectors({a: np.asarray(self.setups[a].dO_ii) for a in columns})
