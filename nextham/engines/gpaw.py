@@ -53,7 +53,7 @@ from ase.units import Bohr, Ha
 
 from ..basis.orbitals import Basis, ElementBasis
 from ..blocks.record import StructureRecord
-from ..structure.lattice_shift import translate_atoms
+from ..structure.lattice_shift import change_lattice_basis, translate_atoms
 from .base import Engine, EngineError, EngineInputError, EngineUnavailable, register_engine
 from .realspace import EdgeLayout, ThreeCentreProducts, bloch_to_realspace, bvk_mesh, mesh_index, pair_support
 
@@ -546,9 +546,40 @@ class GPAWEngine(Engine):
 
     # ------------------------------------------------------------------ main entry
     def compute(self, atoms: Atoms, soc: bool = False, h0_only: bool = False) -> StructureRecord:
-        """S, H0 and (unless ``h0_only``) H of ``atoms``; spinful H0/H with spin-orbit when ``soc``."""
+        """S, H0 and (unless ``h0_only``) H of ``atoms``; spinful H0/H with spin-orbit when ``soc``.
+
+        When GPAW's finite-difference stencil cannot be built for the cell ("weird unit cell": some
+        strained hexagonal cells), the structure is computed in its Minkowski-reduced lattice basis
+        (same lattice, same atoms) and the record is expressed in the user's cell again
+        (:func:`nextham.structure.lattice_shift.change_lattice_basis`); the metadata say so.
+        """
         import_gpaw()
         self.check_input(atoms)
+        try:
+            return self._compute_in_cell(atoms, soc, h0_only)
+        except EngineError as exc:
+            if "weird unit cell" not in str(exc):
+                raise
+            from ase.geometry import minkowski_reduce
+
+            reduced, op = minkowski_reduce(atoms.cell.array)
+            if np.array_equal(op, np.eye(3, dtype=op.dtype)):
+                raise EngineInputError(
+                    f"GPAW cannot build its finite-difference stencil for the cell of "
+                    f"{atoms.get_chemical_formula()} (lengths {np.round(atoms.cell.lengths(), 4).tolist()} Å, "
+                    f"angles {np.round(atoms.cell.angles(), 3).tolist()}°), which is already Minkowski-reduced; "
+                    "try a slightly different grid spacing h") from None
+        other = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=reduced, pbc=True)
+        record = self._compute_in_cell(other, soc, h0_only)
+        k_reduced = np.asarray(record.metadata.get("check_kpoints", np.zeros((0, 3))), dtype=float).reshape(-1, 3)
+        metadata = {**record.metadata, "cell_reduction": {
+            "reason": "GPAW's stencil failed for the given cell ('weird unit cell')",
+            "operation": op.tolist(), "note": "computed in the Minkowski-reduced cell operation @ cell"}}
+        if len(k_reduced):  # phases k'.R' = k.R with R = R' @ op: k = k' @ inv(op)^T
+            metadata["check_kpoints"] = (k_reduced @ np.linalg.inv(op).T).tolist()
+        return change_lattice_basis(record.replace(metadata=metadata), atoms.cell.array, op)
+
+    def _compute_in_cell(self, atoms: Atoms, soc: bool, h0_only: bool) -> StructureRecord:
         user_positions = np.array(atoms.positions, dtype=np.float64)
         atoms, wrap_offsets = wrapped_into_cell(atoms)
         c = self.config

@@ -37,3 +37,16 @@ def translate_atoms(record, offsets: np.ndarray):
     offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 3)
     return record.replace(positions=record.positions + offsets @ record.cell,
                           edge_R=translate_edges(record.edge_index, record.edge_R, offsets))
+
+
+def change_lattice_basis(record, cell: np.ndarray, operation: np.ndarray):
+    """``record`` (cell ``operation @ cell``) expressed in the lattice basis ``cell``: same blocks.
+
+    ``operation``: integer unimodular (3, 3) with ``record.cell = operation @ cell`` (e.g. from
+    ``ase.geometry.minkowski_reduce``). A translation R' in the record's basis is
+    ``R' @ record.cell = (R' @ operation) @ cell``, so R = R' @ operation; positions do not move.
+    """
+    op = np.asarray(operation, dtype=np.int64)
+    if abs(round(np.linalg.det(op))) != 1 or not np.allclose(op @ np.asarray(cell, float), record.cell, atol=1e-8):
+        raise ValueError("operation is not a unimodular change of basis between the two cells")
+    return record.replace(cell=np.asarray(cell, dtype=np.float64), edge_R=np.asarray(record.edge_R) @ op)

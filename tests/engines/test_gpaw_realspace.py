@@ -183,3 +183,27 @@ def test_batched_two_centre_integrals_equal_gpaw_per_displacement():
                                 for v in R])
                 assert got.shape == ref.shape
                 np.testing.assert_allclose(got, ref, rtol=0, atol=1e-14)
+
+
+# A strained wurtzite ZnO cell of the accuracy benchmark (seed 0) for which GPAW's finite-difference
+# stencil fails ("You have a weird unit cell!") at h = 0.3 Å.
+WEIRD_ZNO_CELL = [[3.312573444403328, -0.010235344118491639, -0.010517124279155616],
+                  [-1.6651507902247533, 2.7838117512863976, 0.004509171957250277],
+                  [-0.016859759229046388, -0.0013871765220973757, 5.238138974471947]]
+WEIRD_ZNO_POSITIONS = [[3.231838375144357, 0.0680238630761171, 0.014688229421372205],
+                       [-0.06368798928720908, 1.8568977150467827, 0.5844381175299448],
+                       [-0.035909991917337056, 1.815964754287146, 2.662244327174713],
+                       [1.5601353581253434, 2.758540217895041, 3.1772001333012665]]
+
+
+def test_cell_gpaw_rejects_is_computed_in_its_reduced_basis():
+    """GPAW rejects this cell's stencil; the engine computes the same lattice in its Minkowski-reduced
+    basis and returns the record in the user's cell and positions, with bands equal to GPAW's own
+    eigenvalues at the check k-points (converted to the user's reciprocal basis)."""
+    zno = Atoms("ZnOZnO", positions=WEIRD_ZNO_POSITIONS, cell=WEIRD_ZNO_CELL, pbc=True)
+    rec = GPAWEngine(basis="szp(dzp)", h=0.3, check_kpoints=2).compute(zno, soc=False, h0_only=True)
+    rec.validate()
+    assert rec.metadata["cell_reduction"]["operation"] != np.eye(3).tolist()
+    np.testing.assert_array_equal(rec.cell, zno.cell.array)
+    np.testing.assert_array_equal(rec.positions, zno.positions)
+    assert band_error_meV(rec, "H0") < 1e-3
