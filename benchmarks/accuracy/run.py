@@ -66,13 +66,14 @@ def benchmark_structures(per_material: int, seed: int = 0):
     return out
 
 
-def run_case(data: Path, run_dir: Path, minutes: float, overrides: list[str], device: str, log) -> dict:
+def run_case(data: Path, run_dir: Path, minutes: float, overrides: list[str], device: str, log,
+             lr: float | None = None) -> dict:
     """Train one case for ``minutes`` and evaluate its test split; returns the table row."""
     from nextham.analysis.evaluate import evaluate
     from nextham.train.loop import Trainer
     from nextham.workflows.demo import DemoSettings, demo_train_config
 
-    s = DemoSettings(minutes=minutes)
+    s = DemoSettings(minutes=minutes) if lr is None else DemoSettings(minutes=minutes, lr=lr)
     cfg = demo_train_config(data, run_dir, s, device, list(overrides) + ["run.progress=false"])
     t = time.perf_counter()
     trainer = Trainer(cfg, resume="auto", log=log)
@@ -130,6 +131,7 @@ def main(argv=None) -> int:
                          "no-statistics-init, outputs-on-all-record-edges); two processes with disjoint "
                          "cases and --threads 1 share one dataset")
     ap.add_argument("--threads", type=int, help="torch intra-op threads per training run")
+    ap.add_argument("--lr", type=float, help="peak learning rate (default: the demo's)")
     ap.add_argument("--generate-only", action="store_true", help="build (or finish) the dataset and stop")
     a = ap.parse_args(argv)
     if a.threads:
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
         slug = _slug(name)
         t = time.perf_counter()
         row = {"case": name, "overrides": over,
-               **run_case(data, a.out / f"{slug}-{minutes:g}min", minutes, over, a.device, log)}
+               **run_case(data, a.out / f"{slug}-{minutes:g}min", minutes, over, a.device, log, a.lr)}
         rows.append(row)
         print(f"{name} ({minutes:g} min): headline ratio {_fmt(row['headline_ratio'])}, "
               f"{time.perf_counter() - t:.0f} s", flush=True)

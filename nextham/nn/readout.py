@@ -150,20 +150,28 @@ class ProductReadout(nn.Module):
         return self.post(torch.cat(feats, dim=1))
 
 
+DISTANCE_CLASSES_A = (2.5, 3.5, 4.5)
+"""Bounds (Å) of the off-site distance classes of :class:`OutputStatistics`: [0, 2.5), [2.5, 3.5),
+[3.5, 4.5), [4.5, inf). dH falls by one to two orders of magnitude from the first neighbours to
+6 Å, so one scale per species pair would give far pairs outputs many times their size."""
+
+
 class OutputStatistics(nn.Module):
-    """Statistics-based output scale and shift per (on-site or off-site, species i, species j) and per
+    """Statistics-based output scale and shift per (distance class, species i, species j) and per
     output irreps channel, as nequip/MACE scale and shift per-species energies.
 
-    Buffers (persistent, in checkpoints), for the ``S`` species of the basis (sorted by atomic number):
-    ``scale (2, S, S, dim)`` and ``shift (2, S, S, dim)`` in eV, index 0 off-site, 1 on-site. The padded
-    irreps of an edge become ``out * scale + shift`` for the edge's species pair: ``scale`` is one number
-    per irreps instance (the same for its ``2l+1`` components), ``shift`` is non-zero only on the even
-    scalars (0e; with spin-orbit the J = 0 even channels, invariant under joint rotations of orbitals
-    and spin), so the map is exactly equivariant. Unfitted: scale 1, shift 0 (identity).
-    :meth:`fit` sets them from the training split (see docs/model.md).
+    Distance classes: 0 on-site, then off-site edges by |r_ij| in the bins of ``distance_bins`` (Å,
+    :data:`DISTANCE_CLASSES_A`). Buffers (persistent, in checkpoints), for the ``S`` species of the
+    basis (sorted by atomic number): ``scale (C, S, S, dim)`` and ``shift (C, S, S, dim)`` in eV,
+    C = 1 + number of off-site classes. The padded irreps of an edge become ``out * scale + shift``
+    for the edge's class and species pair: ``scale`` is one number per irreps instance (the same for
+    its ``2l+1`` components), ``shift`` is non-zero only on the even scalars (0e; with spin-orbit the
+    J = 0 even channels, invariant under joint rotations of orbitals and spin); the class depends on
+    the (invariant) distance only, so the map is exactly equivariant. Unfitted: scale 1, shift 0
+    (identity). :meth:`fit` sets them from the training split (see docs/model.md).
     """
 
-    def __init__(self, layout: SlotLayout, basis):
+    def __init__(self, layout: SlotLayout, basis, distance_bins: tuple[float, ...] = DISTANCE_CLASSES_A):
         super().__init__()
         from ase.data import atomic_numbers
 
@@ -178,24 +186,35 @@ class OutputStatistics(nn.Module):
         self.n_instances = k
         self.register_buffer("instance", torch.tensor(instance, dtype=torch.long), persistent=False)
         self.register_buffer("shifted", torch.tensor(shifted, dtype=torch.bool), persistent=False)
+        self.register_buffer("distance_bins", torch.tensor(sorted(distance_bins), dtype=torch.float64),
+                             persistent=False)
+        self.n_classes = 2 + len(distance_bins)
         numbers = sorted(atomic_numbers[e.symbol] for e in basis.elements)
         species_of = torch.full((119,), -1, dtype=torch.long)
         species_of[numbers] = torch.arange(len(numbers))
         self.register_buffer("species_of", species_of, persistent=False)
         S, dim = len(numbers), irreps.dim
-        self.register_buffer("scale", torch.ones(2, S, S, dim))
-        self.register_buffer("shift", torch.zeros(2, S, S, dim))
+        self.register_buffer("scale", torch.ones(self.n_classes, S, S, dim))
+        self.register_buffer("shift", torch.zeros(self.n_classes, S, S, dim))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # checkpoints written before the statistics existed load as the identity
-        state_dict.setdefault(prefix + "scale", torch.ones_like(self.scale))
-        state_dict.setdefault(prefix + "shift", torch.zeros_like(self.shift))
+        # checkpoints written before the statistics existed load as the identity; those with one
+        # off-site class (index 0 off-site, 1 on-site) give every off-site class their off-site values
+        for name in ("scale", "shift"):
+            key = prefix + name
+            old = state_dict.get(key)
+            if old is None:
+                state_dict[key] = torch.ones_like(self.scale) if name == "scale" else torch.zeros_like(self.shift)
+            elif old.shape[0] == 2 and self.n_classes != 2:
+                state_dict[key] = torch.cat([old[1:2], old[0:1].expand(self.n_classes - 1, *old.shape[1:])])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def pair_index(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(on-site flag, species of i, species of j) of every output edge, as indices into the buffers."""
+        """(distance class, species of i, species of j) of every output edge, as indices into the buffers."""
         z = self.species_of[batch.numbers]
-        return batch.record_onsite.long(), z[batch.record_index[0]], z[batch.record_index[1]]
+        length = batch.record_length.to(self.distance_bins.dtype)
+        cls = torch.where(batch.record_onsite, 0, 1 + torch.bucketize(length, self.distance_bins, right=True))
+        return cls, z[batch.record_index[0]], z[batch.record_index[1]]
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (scale, shift) of every output edge, each (E_r, dim)."""
@@ -210,11 +229,11 @@ class OutputStatistics(nn.Module):
         root mean square of ``dh - shift`` over the instance's components; instances without data (or
         with no spread beyond rounding, below 1e-8 of the largest) get the mean of the fitted scales.
         Returns a summary (structures, edges, mean scale and largest shift in eV)."""
-        S, dim = self.scale.shape[1], self.scale.shape[3]
+        C, S, dim = self.n_classes, self.scale.shape[1], self.scale.shape[3]
         dev = self.scale.device
-        n = torch.zeros(2 * S * S, dtype=torch.float64, device=dev)
-        s1 = torch.zeros(2 * S * S, dim, dtype=torch.float64, device=dev)
-        s2 = torch.zeros(2 * S * S, dim, dtype=torch.float64, device=dev)
+        n = torch.zeros(C * S * S, dtype=torch.float64, device=dev)
+        s1 = torch.zeros(C * S * S, dim, dtype=torch.float64, device=dev)
+        s2 = torch.zeros(C * S * S, dim, dtype=torch.float64, device=dev)
         n_structures = 0
         for batch, dh in pairs:
             batch = batch.to(dev)
@@ -229,7 +248,7 @@ class OutputStatistics(nn.Module):
         mean = s1 / cnt
         shift = torch.where(self.shifted[None, :], mean, torch.zeros_like(mean))
         second = s2 / cnt - 2 * shift * mean + shift * shift  # mean of (x - shift)^2 per component
-        inst_sum = torch.zeros(2 * S * S, self.n_instances, dtype=torch.float64, device=dev)
+        inst_sum = torch.zeros(C * S * S, self.n_instances, dtype=torch.float64, device=dev)
         inst_sum.index_add_(1, self.instance, second.clamp_min(0.0))
         per = torch.bincount(self.instance, minlength=self.n_instances).to(torch.float64)
         std = (inst_sum / per).sqrt()
@@ -237,7 +256,7 @@ class OutputStatistics(nn.Module):
         ok = (std > 1e-8 * std.max()) & (n[:, None] > 0)
         fallback = std[ok].mean() if bool(ok.any()) else torch.tensor(1.0, dtype=torch.float64, device=dev)
         std = torch.where(ok, std, fallback)
-        self.scale.copy_(std[:, self.instance].reshape(2, S, S, dim).to(self.scale.dtype))
-        self.shift.copy_(shift.reshape(2, S, S, dim).to(self.shift.dtype))
+        self.scale.copy_(std[:, self.instance].reshape(C, S, S, dim).to(self.scale.dtype))
+        self.shift.copy_(shift.reshape(C, S, S, dim).to(self.shift.dtype))
         return {"structures": n_structures, "edges": int(n.sum()), "mean_scale_eV": float(fallback),
                 "max_abs_shift_eV": float(shift.abs().max())}

@@ -21,11 +21,11 @@ def _aligned_target(batch):
 
 
 def _group_means(model, batches, values):
-    """Mean over output edges of each (on-site, species i, species j) of the padded irreps of ``values``."""
+    """Mean over output edges of each (distance class, species i, species j) of the padded irreps of ``values``."""
     st = model.statistics
-    S, dim = st.scale.shape[1], st.scale.shape[3]
-    sums = torch.zeros(2 * S * S, dim, dtype=torch.float64)
-    n = torch.zeros(2 * S * S, dtype=torch.float64)
+    C, S, dim = st.n_classes, st.scale.shape[1], st.scale.shape[3]
+    sums = torch.zeros(C * S * S, dim, dtype=torch.float64)
+    n = torch.zeros(C * S * S, dtype=torch.float64)
     for batch, v in zip(batches, values):
         x = model.codec.encode(batch, v, batch.record_index.shape[1], torch.float64)
         k, i, j = st.pair_index(batch)
@@ -77,3 +77,26 @@ def test_fitted_statistics_keep_exact_equivariance_and_reload():
     old = {k: v for k, v in model.state_dict().items() if not k.startswith("statistics.")}
     fresh.load_state_dict(old)
     assert float(fresh.statistics.scale.min()) == 1.0 and float(fresh.statistics.shift.abs().max()) == 0.0
+
+
+def test_distance_classes_and_old_checkpoints():
+    """Edges fall in on-site and distance classes by |r_ij|; several classes hold data in a toy record;
+    a state dict of the former two-class statistics (0 off-site, 1 on-site) loads with every off-site
+    class taking the off-site values."""
+    torch.manual_seed(0)
+    rec = random_record(400, spinful=False, symbols=("Ga", "As", "As"))
+    model = NextHAMModel(ModelConfig.preset("tiny", cutoff=CUTOFF), rec.basis, False, device="cpu").double()
+    batch = collate([build_graph(rec, CUTOFF)])
+    st = model.statistics
+    k, _, _ = st.pair_index(batch)
+    assert bool((k[batch.record_onsite] == 0).all()) and bool((k[~batch.record_onsite] >= 1).all())
+    length = batch.record_length[~batch.record_onsite]
+    kk = k[~batch.record_onsite]
+    for c, (lo, hi) in enumerate(zip((0.0, *st.distance_bins.tolist()), (*st.distance_bins.tolist(), 1e9)), start=1):
+        assert bool(((length >= lo) & (length < hi))[kk == c].all())
+    assert len(torch.unique(k)) >= 3
+    two = {"statistics.scale": torch.stack([torch.full_like(st.scale[0], 2.0), torch.full_like(st.scale[0], 5.0)]),
+           "statistics.shift": torch.zeros(2, *st.shift.shape[1:], dtype=st.shift.dtype)}
+    state = {**model.state_dict(), **two}
+    model.load_state_dict(state)
+    assert float(st.scale[0].min()) == 5.0 and float(st.scale[1:].max()) == 2.0 == float(st.scale[1:].min())
