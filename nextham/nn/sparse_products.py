@@ -56,13 +56,14 @@ def path_coefficients(l1: int, l2: int, l_out: int) -> tuple[np.ndarray, float]:
 class ProductTerms:
     """Every non-zero term ``out[:, q] += scale * cg * x1[:, i1] * x2[:, i2] * w[..., weight]`` of a product.
 
-    ``row`` numbers the distinct ``(i1, i2)`` pairs (``row_i1``, ``row_i2``: the pair of each row); ``cg``
+    ``used1``, ``used2``: the components of each input that occur in a term; ``row`` numbers the pair
+    ``(i1, i2)`` in the outer product of the used components (``pos(i1) * len(used2) + pos(i2)``); ``cg``
     is the Clebsch-Gordan entry (e3nn rounds its tables to the default dtype), ``scale`` the path weight
     times e3nn's scalar factor (applied in the working dtype, as e3nn does).
     """
 
-    row_i1: np.ndarray
-    row_i2: np.ndarray
+    used1: np.ndarray
+    used2: np.ndarray
     row: np.ndarray
     out: np.ndarray
     weight: np.ndarray
@@ -112,8 +113,9 @@ def product_terms(tp: o3.TensorProduct) -> ProductTerms | None:
     if not i1s:
         return None
     i1, i2 = np.concatenate(i1s), np.concatenate(i2s)
-    pairs, row = np.unique(i1 * tp.irreps_in2.dim + i2, return_inverse=True)
-    return ProductTerms(row_i1=pairs // tp.irreps_in2.dim, row_i2=pairs % tp.irreps_in2.dim, row=row.ravel(),
+    used1, pos1 = np.unique(i1, return_inverse=True)
+    used2, pos2 = np.unique(i2, return_inverse=True)
+    return ProductTerms(used1=used1, used2=used2, row=pos1.ravel() * len(used2) + pos2.ravel(),
                         out=np.concatenate(qs), weight=np.concatenate(ks), cg=np.concatenate(cs),
                         scale=np.concatenate(fs))
 
@@ -124,12 +126,15 @@ class _SparseProduct:
     def _init_terms(self) -> None:
         self.irreps_in, self.irreps_out = self.irreps_in1, self.irreps_out  # nextham's irreps contract
         terms = product_terms(self)
-        self._rows = 0 if terms is None else len(terms.row_i1)
+        self._rows = 0 if terms is None else len(terms.used1) * len(terms.used2)
         self.fused = terms is not None and self._rows * self.irreps_out.dim <= MAX_DENSE
         if not self.fused:
             return
         dim = self.irreps_out.dim
-        for name, value in (("row_i1", terms.row_i1), ("row_i2", terms.row_i2),
+        # inputs whose every component is used enter the outer product as they are (no gather)
+        self._all1 = len(terms.used1) == self.irreps_in1.dim
+        self._all2 = len(terms.used2) == self.irreps_in2.dim
+        for name, value in (("used1", terms.used1), ("used2", terms.used2),
                             ("term_position", terms.row * dim + terms.out), ("term_weight", terms.weight)):
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.long), persistent=False)
         # like e3nn's tables the Clebsch-Gordan entries follow the module's dtype; the scalar factors are
@@ -164,7 +169,9 @@ class _SparseProduct:
         if not self.fused or x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] \
                 or (not self.shared_weights and (w.ndim != 2 or w.shape[0] != x.shape[0])):
             return super().forward(x, y, weight)
-        pairs = x[:, self.row_i1] * y[:, self.row_i2]
+        x = x if self._all1 else x.index_select(1, self.used1)
+        y = y if self._all2 else y.index_select(1, self.used2)
+        pairs = (x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1)
         if self.shared_weights:
             return pairs @ self.coefficient_matrix(w)
         with torch.no_grad():
