@@ -1,4 +1,4 @@
-"""The fused tensor products equal e3nn's generated code (values and gradients, float64)."""
+"""Fused kernels (tensor products, linear maps, TraceGrad invariants) equal e3nn or the per-path formulas (float64)."""
 
 from __future__ import annotations
 
@@ -164,3 +164,32 @@ def test_irreps_linear_matrix_equals_per_path_formula(biases):
     g = torch.randn_like(ref)
     for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_tracegrad_invariants_equal_the_per_chunk_gram_matrices():
+    """Gathered products and one matrix sum equal the per-chunk Gram matrices (upper triangles), and the
+    TraceGrad update (first and second derivatives) follows."""
+    from nextham.nn.layers import irreps_chunks
+    from nextham.nn.tracegrad import TraceGrad
+
+    irreps = o3.Irreps("8x0e+4x1o+4x1e+2x2o+2x2e+1x3o")
+    tg = TraceGrad(irreps, 16, 32)
+
+    def per_chunk(f):
+        out = []
+        for start, mul, d, _ in irreps_chunks(irreps):
+            fc = f[:, start:start + mul * d].reshape(-1, mul, d)
+            gram = torch.einsum("num,nvm->nuv", fc, fc) / d ** 0.5
+            iu = torch.triu_indices(mul, mul)
+            out.append(gram[:, iu[0], iu[1]])
+        return torch.cat(out, dim=1)
+
+    f = torch.randn(5, irreps.dim, requires_grad=True)
+    got, ref = tg.invariants(f), per_chunk(f)
+    torch.testing.assert_close(got, ref, rtol=1e-14, atol=1e-14)
+    g = torch.randn_like(ref)
+    (a,) = torch.autograd.grad(got, f, g, create_graph=True)
+    (b,) = torch.autograd.grad(ref, f, g, create_graph=True)
+    torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
+    h = torch.randn_like(a)
+    torch.testing.assert_close(torch.autograd.grad(a, f, h)[0], torch.autograd.grad(b, f, h)[0], rtol=1e-14, atol=1e-14)
