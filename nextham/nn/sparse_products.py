@@ -11,7 +11,9 @@ instruction is a sum of terms
 rows ``r`` of a matrix the whole product is
 
 * shared weights (``"uvw"``, e.g. ``FullyConnectedTensorProduct``):
-  ``out = (x1[:, i1_r] * x2[:, i2_r]) @ M(w)``, ``M[r, q] = sum c w[k]`` assembled by one ``index_add``;
+  ``out = (x1[:, i1_r] * x2[:, i2_r]) @ M(w)``, ``M[r, q] = sum c w[k]`` assembled by one ``index_add``
+  (for fewer rows than ``M``'s size over the number of terms, e.g. the atoms of a cell, the terms are
+  summed directly by one ``index_add`` instead);
 * per-row weights (``"uvu"`` with multiplicity-1 second input, e.g. edge features times spherical
   harmonics): ``out = ((x1[:, i1_r] * x2[:, i2_r]) @ C) * w[:, k_q]`` with the constant ``C[r, q] = c``,
   since the weight of an output component then depends on the component alone.
@@ -62,6 +64,8 @@ class ProductTerms:
     times e3nn's scalar factor (applied in the working dtype, as e3nn does).
     """
 
+    i1: np.ndarray
+    i2: np.ndarray
     used1: np.ndarray
     used2: np.ndarray
     row: np.ndarray
@@ -115,7 +119,7 @@ def product_terms(tp: o3.TensorProduct) -> ProductTerms | None:
     i1, i2 = np.concatenate(i1s), np.concatenate(i2s)
     used1, pos1 = np.unique(i1, return_inverse=True)
     used2, pos2 = np.unique(i2, return_inverse=True)
-    return ProductTerms(used1=used1, used2=used2, row=pos1.ravel() * len(used2) + pos2.ravel(),
+    return ProductTerms(i1=i1, i2=i2, used1=used1, used2=used2, row=pos1.ravel() * len(used2) + pos2.ravel(),
                         out=np.concatenate(qs), weight=np.concatenate(ks), cg=np.concatenate(cs),
                         scale=np.concatenate(fs))
 
@@ -135,7 +139,8 @@ class _SparseProduct:
         self._all1 = len(terms.used1) == self.irreps_in1.dim
         self._all2 = len(terms.used2) == self.irreps_in2.dim
         for name, value in (("used1", terms.used1), ("used2", terms.used2),
-                            ("term_position", terms.row * dim + terms.out), ("term_weight", terms.weight)):
+                            ("term_position", terms.row * dim + terms.out), ("term_weight", terms.weight),
+                            ("term_i1", terms.i1), ("term_i2", terms.i2), ("term_out", terms.out)):
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.long), persistent=False)
         # like e3nn's tables the Clebsch-Gordan entries follow the module's dtype; the scalar factors are
         # applied in the working dtype (float64 kept, no rounding through the default dtype)
@@ -169,6 +174,12 @@ class _SparseProduct:
         if not self.fused or x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] \
                 or (not self.shared_weights and (w.ndim != 2 or w.shape[0] != x.shape[0])):
             return super().forward(x, y, weight)
+        if self.shared_weights and x.shape[0] * len(self.term_weight) < self._rows * self.irreps_out.dim:
+            # few rows (e.g. the atoms of a cell): the terms one by one cost less than assembling M
+            with torch.no_grad():
+                coef = self._coefficients(w.dtype)
+            terms = x[:, self.term_i1] * y[:, self.term_i2] * (w[self.term_weight] * coef)
+            return terms.new_zeros(x.shape[0], self.irreps_out.dim).index_add(1, self.term_out, terms)
         x = x if self._all1 else x.index_select(1, self.used1)
         y = y if self._all2 else y.index_select(1, self.used2)
         pairs = (x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1)

@@ -41,7 +41,8 @@ def _assert_same(ref, new, inputs, weight_input: bool):
     ("4x0o+4x0e+4x1o+4x1e+4x2o+4x2e+4x3o+4x3e+4x4o+4x4e", "4x0e+4x1o+4x1e+4x2o+4x2e", "4x5e"),
     ("3x0e+2x1o+1x2e", "2x0e+1x1o+2x2e", "2x0e+3x1o+1x2e+1x1e+2x3o"),  # unequal multiplicities
 ])
-def test_fully_connected_equals_e3nn(irreps):
+@pytest.mark.parametrize("rows", [2, 64])  # terms summed directly / through the assembled matrix M(w)
+def test_fully_connected_equals_e3nn(irreps, rows):
     a, b, c = irreps
     torch.manual_seed(0)
     ref = o3.FullyConnectedTensorProduct(a, b, c)
@@ -51,7 +52,7 @@ def test_fully_connected_equals_e3nn(irreps):
     assert list(new.state_dict()) == list(ref.state_dict())  # checkpoints load either way
     assert torch.equal(new.weight, ref.weight)  # same initialisation from the same seed
     gen = torch.Generator().manual_seed(1)
-    x, y = torch.randn(7, ref.irreps_in1.dim, generator=gen), torch.randn(7, ref.irreps_in2.dim, generator=gen)
+    x, y = torch.randn(rows, ref.irreps_in1.dim, generator=gen), torch.randn(rows, ref.irreps_in2.dim, generator=gen)
     _assert_same(ref, new, [x, y], weight_input=False)
 
 
