@@ -32,16 +32,29 @@ import torch
 
 
 def demo_config(data: str, out_dir: str, device: str, extra: list[str]):
+    """The demo's training config (:func:`nextham.workflows.demo.demo_train_config`, default settings) on
+    ``data``, without its time budget (the epochs are counted here); a fixed copy of the demo's config
+    of the time for checkouts that predate ``demo_train_config``."""
     from nextham.train.config import TrainConfig
 
-    cfg = TrainConfig.from_dict({
-        "data": {"path": data, "cutoff": 5.0, "split": {"train": 0.7, "val": 0.1, "test": 0.2, "seed": 0}},
-        "model": {"kind": "nextham", "preset": "tiny",
-                  "overrides": {"output_scale": 0.01, "cutoff": 5.0, "distance_windows": [[0.0, 6.0]]}},
-        "loss": {"reciprocal": {"k_mesh": [4, 4, 4]}},
-        "optim": {"epochs": 2, "batch_size": 1, "lr": 5e-3, "min_lr": 5e-5, "warmup_epochs": 1},
-        "run": {"out_dir": out_dir, "seed": 0, "device": device, "dtype": "float32",
-                "num_threads": 1 if device == "cpu" else None, "progress": False, "tensorboard": False}})
+    try:
+        from nextham.workflows.demo import DemoSettings, demo_train_config
+    except ImportError:
+        demo_train_config = None
+    if demo_train_config is not None:
+        cfg = demo_train_config(Path(data), Path(out_dir), DemoSettings(), device,
+                                ["optim.max_minutes=null", "run.progress=false", "run.tensorboard=false"])
+        if device != "cpu":
+            cfg = cfg.with_overrides(["run.num_threads=null"])
+    else:
+        cfg = TrainConfig.from_dict({
+            "data": {"path": data, "cutoff": 5.0, "split": {"train": 0.7, "val": 0.1, "test": 0.2, "seed": 0}},
+            "model": {"kind": "nextham", "preset": "tiny",
+                      "overrides": {"output_scale": 3.0, "cutoff": 5.0, "distance_windows": [[0.0, 6.0]]}},
+            "loss": {"reciprocal": {"k_mesh": [4, 4, 4]}},
+            "optim": {"epochs": 1000, "batch_size": 1, "lr": 4e-2, "min_lr": 4e-4, "warmup_epochs": 1},
+            "run": {"out_dir": out_dir, "seed": 0, "device": device, "dtype": "float32",
+                    "num_threads": 1 if device == "cpu" else None, "progress": False, "tensorboard": False}})
     return cfg.with_overrides(extra) if extra else cfg
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .config import LossConfig
+from .constant_part import ConstantPartCache
 from .layout import overlap_like_h, packed_layout
 from .real_space import real_space_loss
 from .reciprocal import dft_eigensystems, reciprocal_loss, sample_kpoints
@@ -58,6 +59,8 @@ class Objective:
         # With it the trace target is computed from the gauge-aligned target H + mu S (as the reference
         # code does); without it the model's own trace_target (from H - H0) is used.
         self.trace_target_fn = trace_target_fn
+        # the elements a model leaves at H0 (output.variable_index lists the others), per structure key
+        self.constant_parts = ConstantPartCache()
 
     def __call__(self, hamiltonian: torch.Tensor, batch: Any, keys: Sequence[int], epoch: int = 0,
                  output: Any = None, allreduce=None) -> LossResult:
@@ -71,9 +74,15 @@ class Objective:
         overlap = batch.overlap
         layouts = [packed_layout(r) for r in records]
         s_h = torch.cat([overlap_like_h(lay, overlap[a:b]) for lay, a, b in zip(layouts, s_seg[:-1], s_seg[1:])])
+        overlap_real = not s_h.is_complex()
         if hamiltonian.is_complex() and not s_h.is_complex():
             s_h = s_h.to(hamiltonian.dtype)
-        l_real, mu = real_space_loss(hamiltonian, target, s_h, h_seg, kind=s.kind, shift=s.shift)
+        parts = None
+        variable = getattr(output, "variable_index", None)
+        if variable is not None and overlap_real and s.kind == "l1" and s.shift in ("auto", "median"):
+            parts = self._constant_parts(hamiltonian, batch, keys, s_h, h_seg, variable)
+        l_real, mu = real_space_loss(hamiltonian, target, s_h, h_seg, kind=s.kind, shift=s.shift,
+                                     constant_parts=parts)
         total_h = s.weight_real * l_real
         parts = {"loss_real": l_real.detach()}
         rs = s.reciprocal
@@ -117,3 +126,14 @@ class Objective:
         values = torch.cat([torch.stack([parts[n].real.to(torch.float64) for n in names]),
                             mu.detach().to(torch.float64).reshape(-1)]).tolist()
         return LossResult(total=total, parts=dict(zip(names, values[:len(names)])), mu=values[len(names):])
+
+    def _constant_parts(self, hamiltonian, batch, keys, s_h, h_seg, variable) -> list:
+        """Per structure the prepared constant elements (None where the cache gives up on a structure)."""
+        var = variable.to(hamiltonian.device)
+        target, h0 = batch.h_target, batch.h0
+        parts = []
+        for n, rec in enumerate(batch.records):
+            a, b = h_seg[n], h_seg[n + 1]
+            v = var if len(batch.records) == 1 else var[(var >= a) & (var < b)]
+            parts.append(self.constant_parts.get(keys[n], rec, hamiltonian[a:b], target[a:b], h0[a:b], s_h[a:b], v - a))
+        return parts

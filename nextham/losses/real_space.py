@@ -22,6 +22,7 @@ from typing import Sequence
 
 import torch
 
+from .constant_part import ConstantPart, constant_penalty, union_weighted_median
 from .gauge import SHIFT_MODES, gauge_shift
 
 LOSS_KINDS = ("l1", "mse")
@@ -52,7 +53,8 @@ def elementwise(diff: torch.Tensor, kind: str) -> torch.Tensor:
 
 def real_space_loss(pred: torch.Tensor, target: torch.Tensor, overlap: torch.Tensor,
                     segments: Sequence[int] | torch.Tensor, kind: str = "l1", shift: str = "auto",
-                    mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    mask: torch.Tensor | None = None,
+                    constant_parts: Sequence[ConstantPart | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauge-aligned real-space loss of a batch.
 
     Parameters
@@ -62,6 +64,9 @@ def real_space_loss(pred: torch.Tensor, target: torch.Tensor, overlap: torch.Ten
         :func:`nextham.losses.layout.overlap_like_h`).
     segments : (B+1,) offsets of each structure in the packed arrays.
     mask : optional bool (nnz,) of compared elements.
+    constant_parts : optional, per structure, the prepared elements the model cannot change
+        (:mod:`nextham.losses.constant_part`; L1 with the median shift, real overlap, no ``mask``), or
+        None: the same loss and ``mu`` from the changing elements alone.
 
     Returns
     -------
@@ -70,8 +75,16 @@ def real_space_loss(pred: torch.Tensor, target: torch.Tensor, overlap: torch.Ten
     """
     seg = [int(x) for x in segments]
     losses, mus = [], []
-    for a, b in zip(seg[:-1], seg[1:]):
+    for n, (a, b) in enumerate(zip(seg[:-1], seg[1:])):
         p, t, s = pred[a:b], target[a:b], overlap[a:b]
+        part = constant_parts[n] if constant_parts is not None else None
+        if part is not None:
+            if mask is not None or kind != "l1" or (shift not in ("auto", "median")):
+                raise ValueError("constant parts apply to the L1 loss with the median shift and no mask")
+            loss, mu = _l1_with_constant_part(p, t, s, part)
+            losses.append(loss)
+            mus.append(mu)
+            continue
         if mask is not None:
             m = mask[a:b]
             p, t, s = p[m], t[m], s[m]
@@ -81,3 +94,17 @@ def real_space_loss(pred: torch.Tensor, target: torch.Tensor, overlap: torch.Ten
         losses.append(pen.mean() if pen.numel() else pen.sum())
         mus.append(mu)
     return torch.stack(losses).mean(), torch.stack(mus)
+
+
+def _l1_with_constant_part(pred: torch.Tensor, target: torch.Tensor, overlap: torch.Tensor,
+                           part: ConstantPart) -> tuple[torch.Tensor, torch.Tensor]:
+    """One structure's L1 loss and median ``mu`` computed on ``part.variable`` only, the constant elements
+    entering through ``part`` (equal to the plain formulas up to rounding)."""
+    v = part.variable
+    d, s = pred[v] - target[v], overlap[v]
+    re, s_re = (d.real if d.is_complex() else d).detach(), s.real if s.is_complex() else s
+    nz = s_re != 0
+    mu64 = union_weighted_median(part, re[nz] / s_re[nz], s_re[nz].abs())
+    mu = mu64.to(re.dtype)
+    total = elementwise(d - mu * s, "l1").sum() + constant_penalty(part, mu64).to(re.dtype)
+    return total / part.size if part.size else total, mu

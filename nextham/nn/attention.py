@@ -24,6 +24,7 @@ from torch import nn
 
 from .contracts import check_chain, expect_irreps, stage
 from .layers import EquivariantLayerNorm, GatedFFN, IrrepsLinear, copy_index, mlp, scatter_softmax, scatter_sum
+from .sparse_products import TensorProduct
 
 
 class TransformerBlock(nn.Module):
@@ -51,7 +52,7 @@ class TransformerBlock(nn.Module):
                         instructions.append((i1, i2, len(mid), "uvu", True))
                         mid.append((mul, ir))
         self.irreps_mid = o3.Irreps(mid)
-        self.tp = o3.TensorProduct(H, SH, self.irreps_mid, instructions, shared_weights=False, internal_weights=False)
+        self.tp = TensorProduct(H, SH, self.irreps_mid, instructions, shared_weights=False, internal_weights=False)
         self.radial = mlp([num_rbf, radial_hidden, radial_hidden, self.tp.weight_numel])
         self.lin_value = IrrepsLinear(self.irreps_mid, H)
         self.lin_attn = IrrepsLinear(self.irreps_mid, f"{num_heads * attn_hidden}x0e", biases=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from e3nn import o3
 from e3nn.nn import Gate
@@ -163,8 +164,10 @@ class IrrepsLinear(nn.Module):
     """Equivariant linear map ``irreps_in -> irreps_out`` (copies of equal irrep mix; bias on 0e outputs).
 
     Same function class and normalisation as ``e3nn.o3.Linear`` (weights ~ N(0, 1), scaled by
-    ``1/sqrt(fan_in)`` per output irrep type), written with ``torch.split`` + one einsum per chunk pair so
-    that the backward pass concatenates gradients once instead of zero-filling a full tensor per slice.
+    ``1/sqrt(fan_in)`` per output irrep type), one ``(mul_in, mul_out)`` parameter per pair of chunks of
+    equal irrep. The forward pass assembles the block-sparse ``(irreps_in.dim, irreps_out.dim)`` matrix
+    of all paths with one ``index_add`` and applies it with one matrix product (a handful of kernels
+    instead of one einsum per path; the small layers of a training step are launch-bound).
     """
 
     def __init__(self, irreps_in: str | o3.Irreps, irreps_out: str | o3.Irreps, biases: bool = False):
@@ -184,20 +187,49 @@ class IrrepsLinear(nn.Module):
         self.weights = nn.ParameterList(weights)
         self.bias_slots = [k for k, (mul, ir) in enumerate(self.irreps_out) if biases and ir.l == 0 and ir.p == 1]
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(self.irreps_out[k].mul)) for k in self.bias_slots])
+        self._init_matrix_terms()
+
+    def _init_matrix_terms(self) -> None:
+        """Position in the flat (in.dim * out.dim) matrix, flat weight index and norm of every matrix entry."""
+        starts_in = np.cumsum([0] + self.in_sizes)
+        starts_out = np.cumsum([0] + [mul * ir.dim for mul, ir in self.irreps_out])
+        sizes = [w.numel() for w in self.weights]
+        offsets = np.cumsum([0] + sizes)
+        positions, indices, norms = [], [], []
+        for k, ((mul_out, ir), paths) in enumerate(zip(self.irreps_out, self.paths)):
+            for i, w, norm in paths:
+                mul_in = self.irreps_in[i].mul
+                u, v, m = np.meshgrid(np.arange(mul_in), np.arange(mul_out), np.arange(ir.dim), indexing="ij")
+                row, col = starts_in[i] + u * ir.dim + m, starts_out[k] + v * ir.dim + m
+                positions.append((row * self.irreps_out.dim + col).ravel())
+                indices.append((offsets[w] + u * mul_out + v).ravel())
+                norms.append(np.full(u.size, norm))
+        cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
+        self.register_buffer("matrix_position", torch.as_tensor(cat(positions, np.int64)), persistent=False)
+        self.register_buffer("matrix_weight", torch.as_tensor(cat(indices, np.int64)), persistent=False)
+        self._matrix_norm = cat(norms, np.float64)  # applied in the working dtype (float64 kept exact)
+        self._norm_cache: dict = {}
+        bias_pos = [starts_out[k] + np.arange(self.irreps_out[k].mul) for k in self.bias_slots]  # 0e: dim 1
+        self.register_buffer("bias_position", torch.as_tensor(cat(bias_pos, np.int64)), persistent=False)
+
+    def matrix(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The ``(irreps_in.dim, irreps_out.dim)`` matrix ``W`` of the map (``x @ W`` + bias)."""
+        din, dout = self.irreps_in.dim, self.irreps_out.dim
+        device = self.matrix_position.device
+        if not len(self.weights):
+            return torch.zeros(din, dout, dtype=dtype or torch.get_default_dtype(), device=device)
+        flat = torch.cat([w.reshape(-1) for w in self.weights])
+        key = (flat.dtype, device)
+        norm = self._norm_cache.get(key)
+        if norm is None:
+            norm = self._norm_cache[key] = torch.as_tensor(self._matrix_norm, dtype=flat.dtype, device=device)
+        values = flat[self.matrix_weight] * norm
+        return flat.new_zeros(din * dout).index_add(0, self.matrix_position, values).view(din, dout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        ins = [p.reshape(n, mul, ir.dim) for p, (mul, ir) in zip(torch.split(x, self.in_sizes, dim=1), self.irreps_in)]
-        outs = []
-        bias = dict(zip(self.bias_slots, self.biases))
-        for k, ((mul, ir), paths) in enumerate(zip(self.irreps_out, self.paths)):
-            acc = None
-            for i, w, norm in paths:
-                term = torch.einsum("nud,uv->nvd", ins[i], self.weights[w] * norm)
-                acc = term if acc is None else acc + term
-            if acc is None:
-                acc = x.new_zeros(n, mul, ir.dim)
-            if k in bias:
-                acc = acc + bias[k][None, :, None]
-            outs.append(acc.reshape(n, mul * ir.dim))
-        return torch.cat(outs, dim=1)
+        W = self.matrix(x.dtype)
+        if not self.bias_slots:
+            return x @ W
+        bias = torch.cat(list(self.biases))
+        bias = bias.new_zeros(self.irreps_out.dim).index_add(0, self.bias_position, bias)
+        return torch.addmm(bias, x, W)

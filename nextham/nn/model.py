@@ -44,6 +44,8 @@ class ModelOutput:
     trace_pred : (T,) predicted ``tr(dH dH^dagger)`` per shell-pair sub-block (eV^2), or None.
     trace_target : (T,) the same from ``batch.h_target - batch.h0``, or None without a target.
     trace_edge : (T,) record edge (batch-global) of each shell-pair instance; ``trace_slot`` its slot id.
+    variable_index : (K_out,) packed positions of the output edges' elements: ``delta`` is exactly 0,
+        whatever the parameters, everywhere else (the loss prepares those elements once per structure).
     """
 
     delta: torch.Tensor
@@ -52,6 +54,7 @@ class ModelOutput:
     trace_target: torch.Tensor | None
     trace_edge: torch.Tensor
     trace_slot: torch.Tensor
+    variable_index: torch.Tensor | None = None
 
 
 @contextlib.contextmanager
@@ -349,7 +352,8 @@ class NextHAMModel(nn.Module):
         if batch.h_target is not None:
             trace_target = self.codec.pair_sums(batch, batch.h_target - batch.h0)
         return ModelOutput(delta=delta, hamiltonian=batch.h0 + delta, trace_pred=trace_pred,
-                           trace_target=trace_target, trace_edge=trace_edge, trace_slot=trace_slot)
+                           trace_target=trace_target, trace_edge=trace_edge, trace_slot=trace_slot,
+                           variable_index=batch.pair_flat)
 
     @torch.no_grad()
     def fit_output_statistics(self, pairs) -> dict:

@@ -18,6 +18,7 @@ from torch import nn
 from ..basis.irreps import SlotLayout, pair_irreps
 from .contracts import check_chain, expect_irreps, stage
 from .layers import IrrepsLinear
+from .sparse_products import FullyConnectedTensorProduct
 
 
 class BlockCodec(nn.Module):
@@ -110,7 +111,7 @@ class ProductReadout(nn.Module):
                 missing = targets - have
                 want = missing if missing <= reach else {ir for ir in reach if ir.l <= lmax}
                 nxt = o3.Irreps([(mul, ir) for ir in sorted(want)])
-                self.stages.append(o3.FullyConnectedTensorProduct(cur, r0, nxt))
+                self.stages.append(FullyConnectedTensorProduct(cur, r0, nxt))
                 collected.append(nxt)
                 have |= want
                 cur = nxt

@@ -28,11 +28,26 @@ class TraceGrad(nn.Module):
         self.update = update
         self.eps = eps
         self.chunks = irreps_chunks(self.irreps_in)
+        # invariant q = sum_m f[:, i] f[:, j] / sqrt(2l+1) over the (i, j) of copies (u <= v) of one chunk:
+        # one product of gathered components and one matrix sum (instead of an einsum per chunk)
+        first, second, column, root = [], [], [], []
         n_inv = 0
-        for k, (_, mul, _, _) in enumerate(self.chunks):
+        for start, mul, d, _ in self.chunks:
             iu = torch.triu_indices(mul, mul)
-            self.register_buffer(f"triu_{k}", iu[0] * mul + iu[1], persistent=False)
+            for q, (u, v) in enumerate(iu.T.tolist()):
+                for m in range(d):
+                    first.append(start + u * d + m)
+                    second.append(start + v * d + m)
+                    column.append(n_inv + q)
+            root += [d ** 0.5] * iu.shape[1]
             n_inv += iu.shape[1]
+        self.register_buffer("pair_first", torch.tensor(first, dtype=torch.long), persistent=False)
+        self.register_buffer("pair_second", torch.tensor(second, dtype=torch.long), persistent=False)
+        summation = torch.zeros(len(first), n_inv)
+        summation[torch.arange(len(first)), torch.tensor(column, dtype=torch.long)] = 1.0
+        self.register_buffer("pair_summation", summation, persistent=False)  # 0/1: exact in any dtype
+        self._root_dim = root  # sqrt(2l+1) per invariant, applied in the working dtype
+        self._root_cache: dict = {}
         self.mlp = mlp([n_inv, hidden, hidden, z_dim])
         a = torch.tensor(float(alpha))
         if learn_alpha:
@@ -41,14 +56,13 @@ class TraceGrad(nn.Module):
             self.register_buffer("alpha", a)
 
     def invariants(self, f: torch.Tensor) -> torch.Tensor:
-        """(n, number of invariants): upper triangles of the per-chunk Gram matrices."""
-        out = []
-        parts = torch.split(f, [mul * d for _, mul, d, _ in self.chunks], dim=1)
-        for k, (part, (_, mul, d, _)) in enumerate(zip(parts, self.chunks)):
-            fc = part.reshape(-1, mul, d)
-            gram = torch.einsum("num,nvm->nuv", fc, fc).reshape(-1, mul * mul) / d ** 0.5
-            out.append(gram[:, getattr(self, f"triu_{k}")])
-        return torch.cat(out, dim=1)
+        """(n, number of invariants): upper triangles (row-major, u <= v) of the per-chunk Gram matrices
+        ``G_uv = sum_m f_um f_vm / sqrt(2l+1)``, chunk after chunk."""
+        key = (f.dtype, f.device)
+        root = self._root_cache.get(key)
+        if root is None:
+            root = self._root_cache[key] = torch.tensor(self._root_dim, dtype=f.dtype, device=f.device)
+        return ((f[:, self.pair_first] * f[:, self.pair_second]) @ self.pair_summation.to(f.dtype)) / root
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outer = torch.is_grad_enabled()

@@ -177,8 +177,10 @@ class Trainer:
     def _init_optimiser(self) -> None:
         """Adam, the per-process batches of the training split and the schedule's lengths (steps)."""
         o = self.cfg.optim
+        # foreach: one multi-tensor kernel per Adam operation instead of ~10 kernels per parameter tensor
+        # (the model has ~300 small tensors: 10 -> 2 ms per step on one CPU core), the same arithmetic
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
-                                          weight_decay=o.weight_decay)
+                                          weight_decay=o.weight_decay, foreach=True)
         if o.batch_size % self.dist.world_size:
             raise ValueError(f"optim.batch_size={o.batch_size} is not divisible by the {self.dist.world_size} processes")
         self.local_batch = o.batch_size // self.dist.world_size
@@ -231,6 +233,8 @@ class Trainer:
             self.log(f"resuming with a changed config: {', '.join(changed)}")
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
+        for g in self.optimizer.param_groups:  # checkpoints of older versions stored foreach=None
+            g["foreach"] = True
         pr = ck["progress"]
         self.epoch, self.step_in_epoch, self.global_step = int(pr["epoch"]), int(pr["step_in_epoch"]), int(pr["global_step"])
         self.best_val = float(pr["best_val"])
