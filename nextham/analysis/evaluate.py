@@ -111,10 +111,15 @@ def evaluate(dataset: str | Path, checkpoint: str | Path, out_dir: str | Path, s
         "units": "meV for errors, s for times",
         "model": rm, "h0": r0, "ratio_model_over_h0": ratio_table(rm, r0),
         "bands": {"k_mesh": list(k_mesh), "model": bands_model.result(), "h0": bands_h0.result()},
+        # engine times come from the records (the run that made the dataset, maybe another machine);
+        # the model's is measured here: they are reported side by side, never added
         "timing": {"per_structure": timing_rows,
-                   "total_H0_plus_model_s": t_h0_sum + t_model_sum if n_timed else None,
+                   "engine_times_from": "records (dataset generation)",
+                   "model_time_from": f"measured now on {dev.type}",
+                   "total_H0_s": t_h0_sum if n_timed else None,
                    "total_SCF_s": t_scf_sum if n_timed else None,
-                   "speedup_vs_SCF": (t_scf_sum / (t_h0_sum + t_model_sum)) if n_timed and t_h0_sum + t_model_sum > 0 else None,
+                   "H0_over_SCF": (t_h0_sum / t_scf_sum) if n_timed and t_scf_sum > 0 else None,
+                   "total_model_s": t_model_sum if n_timed else None,
                    "n_timed": n_timed},
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
@@ -161,6 +166,8 @@ def summary_lines(report: dict) -> list[str]:
                  f"model {bm['ghost_states']} | H0 {bh['ghost_states']} of {bm['ghost_checked_eigenvalues']} eigenvalues")
     t = report["timing"]
     if t["n_timed"]:
-        lines.append(f"time: H0 + model {t['total_H0_plus_model_s']:.2f} s vs SCF {t['total_SCF_s']:.2f} s "
-                     f"({t['speedup_vs_SCF']:.1f}x faster)")
+        lines.append(f"time, from the records (dataset generation): S + H0 {t['total_H0_s']:.2f} s vs SCF "
+                     f"{t['total_SCF_s']:.2f} s ({100 * t['H0_over_SCF']:.1f}%); model, measured now: "
+                     f"{t['total_model_s']:.2f} s for {t['n_timed']} structures "
+                     "(benchmarks/engines/bench_predict.py times predict against generate in one run)")
     return lines
