@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
 from typer.testing import CliRunner
 
 from nextham.blocks.h5io import read_record

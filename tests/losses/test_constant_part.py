@@ -91,7 +91,7 @@ def test_real_space_loss_with_constant_parts_equals_the_plain_loss():
     h0, target, s, seg, variable, delta = _structures(gen)
     records = [_Record(), _Record()]
     cache = ConstantPartCache()
-    for step in range(3):  # built at step 0, reused afterwards (delta moves only on the variable positions)
+    for _ in range(3):  # built at step 0, reused afterwards (delta moves only on the variable positions)
         delta = delta.clone()
         delta[variable] += 0.05 * torch.randn(len(variable), generator=gen, dtype=torch.float64)
         d1 = delta.clone().requires_grad_(True)
