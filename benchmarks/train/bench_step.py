@@ -36,8 +36,14 @@ def demo_config(data: str, out_dir: str, device: str, extra: list[str]):
     of the time for checkouts that predate ``demo_train_config``."""
     from nextham.train.config import TrainConfig
 
+    import nextham
+
     try:
+        from nextham.workflows import demo
         from nextham.workflows.demo import DemoSettings, demo_train_config
+        # an editable install can serve a module the measured checkout lacks from another tree
+        if Path(nextham.__file__).parent not in Path(demo.__file__).parents:
+            demo_train_config = None
     except ImportError:
         demo_train_config = None
     if demo_train_config is not None:
