@@ -27,6 +27,20 @@ from .layers import EquivariantLayerNorm, GatedFFN, IrrepsLinear, copy_index, ml
 from .sparse_products import TensorProduct
 
 
+
+def uvu_paths(hidden: o3.Irreps, sh: o3.Irreps) -> tuple[o3.Irreps, list[tuple]]:
+    """The attention block's 'uvu' paths hidden x spherical harmonics -> every output irrep that the
+    hidden irreps hold: ``(irreps_mid, instructions)`` for ``e3nn``'s ``TensorProduct``."""
+    types = {ir for _, ir in hidden}
+    mid, instructions = [], []
+    for i1, (mul, ir1) in enumerate(hidden):
+        for i2, (_, ir2) in enumerate(sh):
+            for ir in ir1 * ir2:
+                if ir in types:
+                    instructions.append((i1, i2, len(mid), "uvu", True))
+                    mid.append((mul, ir))
+    return o3.Irreps(mid), instructions
+
 class TransformerBlock(nn.Module):
     def __init__(self, hidden: str | o3.Irreps, sh: str | o3.Irreps, num_rbf: int, radial_hidden: int,
                  num_heads: int, attn_hidden: int, ffn_scalar_mult: int = 2, edge_updates: bool = True):
@@ -43,15 +57,7 @@ class TransformerBlock(nn.Module):
         self.lin_center = IrrepsLinear(H, H, biases=True)
         self.lin_neighbour = IrrepsLinear(H, H)
         self.lin_edge = IrrepsLinear(H, H)
-        types = {ir for _, ir in H}
-        mid, instructions = [], []
-        for i1, (mul, ir1) in enumerate(H):
-            for i2, (_, ir2) in enumerate(SH):
-                for ir in ir1 * ir2:
-                    if ir in types:
-                        instructions.append((i1, i2, len(mid), "uvu", True))
-                        mid.append((mul, ir))
-        self.irreps_mid = o3.Irreps(mid)
+        self.irreps_mid, instructions = uvu_paths(H, SH)
         self.tp = TensorProduct(H, SH, self.irreps_mid, instructions, shared_weights=False, internal_weights=False)
         self.radial = mlp([num_rbf, radial_hidden, radial_hidden, self.tp.weight_numel])
         self.lin_value = IrrepsLinear(self.irreps_mid, H)

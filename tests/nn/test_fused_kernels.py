@@ -58,16 +58,11 @@ def test_fully_connected_equals_e3nn(irreps, rows):
 
 def _edge_product(cls):
     """The attention block's 'uvu' product of hidden features with spherical harmonics."""
+    from nextham.nn.attention import uvu_paths
+
     H, SH = o3.Irreps("8x0e+4x1o+4x1e+2x2o+2x2e"), o3.Irreps.spherical_harmonics(2)
-    types = {ir for _, ir in H}
-    mid, instructions = [], []
-    for i1, (mul, ir1) in enumerate(H):
-        for i2, (_, ir2) in enumerate(SH):
-            for ir in ir1 * ir2:
-                if ir in types:
-                    instructions.append((i1, i2, len(mid), "uvu", True))
-                    mid.append((mul, ir))
-    return cls(H, SH, o3.Irreps(mid), instructions, shared_weights=False, internal_weights=False)
+    mid, instructions = uvu_paths(H, SH)
+    return cls(H, SH, mid, instructions, shared_weights=False, internal_weights=False)
 
 
 def test_per_edge_weights_equal_e3nn():
