@@ -51,6 +51,7 @@ def build_baseline(cfg, model):
     from e3nn.nn import Gate
     from torch import nn
 
+    from nextham.nn.attention import uvu_paths
     from nextham.nn.layers import mlp
     from nextham.nn.readout import ProductReadout
 
@@ -61,15 +62,8 @@ def build_baseline(cfg, model):
     class Layer(nn.Module):
         def __init__(self):
             super().__init__()
-            types = {ir for _, ir in H}
-            mid, ins = [], []
-            for i1, (mul, ir1) in enumerate(H):
-                for i2, (_, ir2) in enumerate(SH):
-                    for ir in ir1 * ir2:
-                        if ir in types:
-                            ins.append((i1, i2, len(mid), "uvu", True))
-                            mid.append((mul, ir))
-            self.tp = o3.TensorProduct(H, SH, o3.Irreps(mid), ins, shared_weights=False, internal_weights=False)
+            mid, ins = uvu_paths(H, SH)
+            self.tp = o3.TensorProduct(H, SH, mid, ins, shared_weights=False, internal_weights=False)
             self.radial = mlp([cfg.num_rbf, cfg.radial_hidden, cfg.radial_hidden, self.tp.weight_numel])
             scalars = o3.Irreps([(m, ir) for m, ir in H if ir.l == 0])
             gated = o3.Irreps([(m, ir) for m, ir in H if ir.l > 0])

@@ -886,19 +886,6 @@ class _GPAWRun:
         """Vectors (Bohr) from atom a1 (cell 0) to atom a2 in cell R, (n, 3)."""
         return (self.spos_ac[a2] + R - self.spos_ac[a1]) @ self.cell_bohr
 
-    def _two_centre_blocks(self, table, a1: np.ndarray, a2: np.ndarray, R: np.ndarray) -> list[np.ndarray]:
-        """GPAW's two-centre integrals of expansion ``table`` (O, T or P) for each (a1, a2, R),
-        batched per species pair (:func:`evaluate_two_centre`)."""
-        I = self.tci.I_a
-        out: list[np.ndarray] = [None] * len(a1)  # type: ignore[list-item]
-        pair = I[a1] * (I.max() + 1) + I[a2]
-        for key in np.unique(pair):
-            sel = np.flatnonzero(pair == key)
-            x = evaluate_two_centre(table[I[a1[sel[0]]], I[a2[sel[0]]]], self._displacements(a1[sel], a2[sel], R[sel]))
-            for n, block in zip(sel, x):
-                out[n] = block
-        return out
-
     def realspace_two_centre(self) -> np.ndarray:
         """S and T per edge (two-centre integrals + PAW overlap correction) and the projector
         overlaps ``<p^a | phi_b(R)>`` per lattice offset; S is returned, T and P are kept."""
@@ -930,17 +917,25 @@ class _GPAWRun:
         near = np.flatnonzero(d < tci.pt_rc[I[i_e]] + tci.phit_rc[I[j_e]])
         near = near[np.lexsort((R_e[near, 2], R_e[near, 1], R_e[near, 0], j_e[near], i_e[near]))]
         a_n, b_n, R_n = i_e[near], j_e[near], R_e[near]
-        P_n = self._two_centre_blocks(tci.P_II, a_n, b_n, R_n)
-        columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # a -> (P, atoms, cells)
+        # every entry's columns in one array: entry n holds norb(b_n) columns, entries sorted by atom a
+        width = lay.norb[b_n]
+        start = np.concatenate([[0], np.cumsum(width)[:-1]]).astype(np.int64)
+        ni = np.array([s.ni for s in self.setups])
+        P_all = np.zeros((int(ni.max()), int(width.sum())))
+        pair = I[a_n] * (I.max() + 1) + I[b_n]
+        for key in np.unique(pair):  # one batch per species pair: all blocks have one shape
+            sel = np.flatnonzero(pair == key)
+            x = evaluate_two_centre(tci.P_II[I[a_n[sel[0]]], I[b_n[sel[0]]]],
+                                    self._displacements(a_n[sel], b_n[sel], R_n[sel]))  # (n, ni, nb)
+            cols = start[sel][:, None] + np.arange(x.shape[2])
+            P_all[np.arange(x.shape[1])[:, None, None], cols[None]] = x.transpose(1, 0, 2)
+        column_atoms, column_cells = np.repeat(b_n, width), np.repeat(R_n, width, axis=0).astype(np.int64)
         bounds = np.searchsorted(a_n, np.arange(len(self.setups) + 1))
-        for a in range(len(self.setups)):
-            lo, hi = bounds[a], bounds[a + 1]
-            if lo == hi:
-                continue
-            width = np.array([P.shape[1] for P in P_n[lo:hi]])
-            columns[a] = (np.concatenate(P_n[lo:hi], axis=1), np.repeat(b_n[lo:hi], width),
-                          np.repeat(R_n[lo:hi], width, axis=0).astype(np.int64))
-            assert columns[a][0].shape[0] == self.setups[a].ni
+        col_bounds = np.concatenate([start, [P_all.shape[1]]])[bounds]
+        columns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # a -> (P, atoms, cells)
+        for a in np.flatnonzero(np.diff(bounds)):  # projector atoms with orbitals in reach
+            c0, c1 = col_bounds[a], col_bounds[a + 1]
+            columns[int(a)] = (P_all[:ni[a], c0:c1], column_atoms[c0:c1], column_cells[c0:c1])
         self.projectors = ThreeCentreProducts(lay, columns)
         S += self.projectors({a: np.asarray(self.setups[a].dO_ii) for a in columns})
         self.T_packed = T
