@@ -401,6 +401,7 @@ class _MemoizedPAWCorrection:
 
 
 _SETUP_CACHE: dict[tuple, Any] = {}
+_TCI_CACHE: dict[tuple, tuple[list, Any]] = {}
 
 
 @contextlib.contextmanager
@@ -412,10 +413,24 @@ def reused_setups():
     on positions, and GPAW does not modify it after construction (symmetry rotations live on the
     ``Setups`` list). Dataset workers compute many structures in one process, so only the first
     pays. The tests check that a record computed with cached setups equals one computed without.
+
+    GPAW's two-centre expansions of a list of setups (``TCIExpansions.new_from_setups``: Fourier-
+    Bessel transforms of every orbital and projector pair, ~50 ms for two species) are likewise
+    built once per sequence of setup objects; each ``DFT`` object (the SCF's, those of the eigenvalue
+    checks) asks for them again. The cache holds the setups it is keyed on, so their ids stay valid.
     """
     import gpaw.setup as gpaw_setup
+    from gpaw.lcao.tci import TCIExpansions
 
     original = gpaw_setup.create_setup
+    original_expansions = TCIExpansions.__dict__["new_from_setups"]
+
+    def new_from_setups(cls, setups):
+        species = list(setups.setups.values())
+        key = (tuple(id(x) for x in species), tuple(species.index(x) for x in setups))
+        if key not in _TCI_CACHE:
+            _TCI_CACHE[key] = (species, original_expansions.__func__(cls, setups))
+        return _TCI_CACHE[key][1]
 
     def create_setup(symbol, xc="LDA", lmax=0, type="paw", basis=None, setupdata=None, filter=None,
                      world=None, backwards_compatible=True):
@@ -432,10 +447,12 @@ def reused_setups():
         return _SETUP_CACHE[key]
 
     gpaw_setup.create_setup = create_setup
+    TCIExpansions.new_from_setups = classmethod(new_from_setups)
     try:
         yield
     finally:
         gpaw_setup.create_setup = original
+        TCIExpansions.new_from_setups = original_expansions
 
 
 def initial_dft_state(atoms: Atoms, parameters: dict[str, Any], wave_functions: bool):
@@ -465,7 +482,8 @@ def initial_dft_state(atoms: Atoms, parameters: dict[str, Any], wave_functions: 
     potential, energies, _ = pot_calc.calculate_without_orbitals(density, kpt_band_comm=builder.communicators["D"])
     if not wave_functions:
         return _InitialState(builder.setups, density, potential, pot_calc, builder.create_hamiltonian_operator())
-    ibzwfs = builder.create_ibz_wave_functions(basis_set, potential)
+    with reused_setups():
+        ibzwfs = builder.create_ibz_wave_functions(basis_set, potential)
     if ibzwfs._wfs_u[0].has_eigs:
         ibzwfs.calculate_occs(scf_loop.occ_calc, density.nvalence - density.charge + pot_calc.charge)
     return DFT.from_components(atoms.copy(), ibzwfs, density, potential, builder.setups, scf_loop, pot_calc,

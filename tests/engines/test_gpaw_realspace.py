@@ -138,6 +138,30 @@ def test_h0_without_wave_functions_and_with_reused_setups_equals_bvk_path():
         assert np.array_equal(first.blocks[name], again.blocks[name]), name
 
 
+def test_reused_two_centre_expansions_give_identical_records_and_checks():
+    """GPAW's TCI expansions are built once per sequence of setups and reused by the SCF object and
+    the eigenvalue checks of later structures; records and GPAW's own check eigenvalues are bit for
+    bit those computed with empty caches."""
+    from nextham.engines import gpaw as engine
+
+    atoms = bulk("GaAs", "zincblende", a=5.65)
+    settings = dict(FAST, check_kpoints=1)
+    engine._TCI_CACHE.clear()
+    engine._SETUP_CACHE.clear()
+    fresh = GPAWEngine(**settings).compute(atoms, soc=True)
+    n_cached = len(engine._TCI_CACHE)
+    assert n_cached >= 1
+    moved = atoms.copy()
+    moved.positions[1] += [0.04, 0.02, -0.03]
+    GPAWEngine(**settings).compute(moved, soc=True)
+    again = GPAWEngine(**settings).compute(atoms, soc=True)
+    assert len(engine._TCI_CACHE) == n_cached
+    for name in fresh.blocks:
+        assert np.array_equal(fresh.blocks[name], again.blocks[name]), name
+    for key in ("check_eigenvalues_H0_eV", "check_eigenvalues_H_eV"):
+        assert np.array_equal(fresh.metadata[key], again.metadata[key]), key
+
+
 def test_memoized_paw_corrections_equal_gpaw_per_atom():
     """The initial state's PAW dH per atom (XC corrections computed once per species) equals that of
     GPAW's own ``DFT`` object bit for bit; in Si8 seven of eight atoms reuse the first's."""
