@@ -169,10 +169,34 @@ class _SparseProduct:
         M = values.new_zeros(self._rows * self.irreps_out.dim).index_add(0, self.term_position, values)
         return M.view(self._rows, self.irreps_out.dim)
 
+    def _drop_generated_constants(self, state_dict, prefix, *args) -> None:
+        """Load-state-dict pre-hook: checkpoints written while e3nn's generated code existed (releases
+        before the lazy compile) hold its constant Wigner 3j buffers; without the code they are dropped."""
+        if not self._left_right_compiled:
+            for key in [k for k in state_dict if k.startswith(prefix + "_compiled_main_left_right.")]:
+                del state_dict[key]
+
+    def _compile_left_right(self) -> None:
+        """e3nn's generated code for ``forward``, built on first need: a fused product never runs it, and
+        generating it (torch.fx code plus einsum path optimisation) took ~0.1-0.3 s per product, most
+        of a model's construction time."""
+        from e3nn.o3._tensor_product._tensor_product import _CODEGEN_PROVIDERS_LEFT_RIGHT
+
+        for codegen in _CODEGEN_PROVIDERS_LEFT_RIGHT:
+            graph = codegen(self.irreps_in1, self.irreps_in2, self.irreps_out, self.instructions,
+                            self.shared_weights, self._specialized_code, self._optimize_einsums)
+            if graph is not None:
+                break
+        self.__codegen__ = [name for name in self.__codegen__ if name != "_compiled_main_left_right"]
+        self._codegen_register({"_compiled_main_left_right": graph})
+        self._left_right_compiled = True
+
     def forward(self, x, y, weight=None):
         w = self._get_weights(weight)
         if not self.fused or x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] \
                 or (not self.shared_weights and (w.ndim != 2 or w.shape[0] != x.shape[0])):
+            if not self._left_right_compiled:
+                self._compile_left_right()
             return super().forward(x, y, weight)
         if self.shared_weights and x.shape[0] * len(self.term_weight) < self._rows * self.irreps_out.dim:
             # few rows (e.g. the atoms of a cell): the terms one by one cost less than assembling M
@@ -191,16 +215,26 @@ class _SparseProduct:
 
 
 class TensorProduct(_SparseProduct, o3.TensorProduct):
-    """``e3nn.o3.TensorProduct`` (same arguments, weights and results) with the fused forward."""
+    """``e3nn.o3.TensorProduct`` (same arguments, weights and results) with the fused forward; e3nn's
+    own code is generated only where it runs (products outside the fused cases, or ``fused = False``)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, compile_left_right: bool = True, **kwargs):
+        super().__init__(*args, compile_left_right=False, **kwargs)
+        self._left_right_compiled = False
+        self._register_load_state_dict_pre_hook(self._drop_generated_constants)
         self._init_terms()
+        if compile_left_right and not self.fused:
+            self._compile_left_right()
 
 
 class FullyConnectedTensorProduct(_SparseProduct, o3.FullyConnectedTensorProduct):
-    """``e3nn.o3.FullyConnectedTensorProduct`` (same arguments, weights and results) with the fused forward."""
+    """``e3nn.o3.FullyConnectedTensorProduct`` (same arguments, weights and results) with the fused forward;
+    e3nn's own code is generated only where it runs."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, compile_left_right: bool = True, **kwargs):
+        super().__init__(*args, compile_left_right=False, **kwargs)
+        self._left_right_compiled = False
+        self._register_load_state_dict_pre_hook(self._drop_generated_constants)
         self._init_terms()
+        if compile_left_right and not self.fused:
+            self._compile_left_right()
