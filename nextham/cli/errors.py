@@ -27,11 +27,34 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, RecordError, BasisErr
                                                 IsADirectoryError, NotADirectoryError, PermissionError)
 
 
-def register_user_error(exc_type: type[BaseException]) -> None:
-    """Add an exception type that the CLI reports as one line (e.g. a reader's FormatError)."""
-    global USER_ERRORS
-    if exc_type not in USER_ERRORS:
+LAZY_USER_ERRORS: tuple[tuple[str, str], ...] = ()
+"""User error types named ``(module, class)`` whose modules are not imported for the registration (the
+training errors live in modules that import torch, ~2 s): an exception can only be an instance of
+one if its module has been imported, so :func:`is_user_error` looks only in ``sys.modules``."""
+
+
+def register_user_error(exc_type: type[BaseException] | str) -> None:
+    """Add an exception type that the CLI reports as one line (e.g. a reader's FormatError), given as
+    the type or as ``"module:ClassName"`` (resolved only if that module is ever imported)."""
+    global USER_ERRORS, LAZY_USER_ERRORS
+    if isinstance(exc_type, str):
+        module, _, name = exc_type.partition(":")
+        if (module, name) not in LAZY_USER_ERRORS:
+            LAZY_USER_ERRORS = LAZY_USER_ERRORS + ((module, name),)
+    elif exc_type not in USER_ERRORS:
         USER_ERRORS = USER_ERRORS + (exc_type,)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of the registered user errors (eagerly or lazily registered)."""
+    if isinstance(exc, USER_ERRORS):
+        return True
+    for module, name in LAZY_USER_ERRORS:
+        loaded = sys.modules.get(module)
+        exc_type = getattr(loaded, name, None) if loaded is not None else None
+        if isinstance(exc_type, type) and isinstance(exc, exc_type):
+            return True
+    return False
 
 
 _registered = False
@@ -49,15 +72,9 @@ def _register_library_errors() -> None:
     # EngineError covers EngineInputError (bad structure), EngineUnavailable and a failed calculation
     for exc in (FormatError, StoreError, EngineError):
         register_user_error(exc)
-    try:
-        from ..checkpoint import CheckpointError
-        from ..train.config import ConfigError
-        from ..data.access import DatasetError
-
-        for exc in (CheckpointError, ConfigError, DatasetError):
-            register_user_error(exc)
-    except ImportError:  # pragma: no cover - torch missing: train errors cannot occur
-        pass
+    for name in ("nextham.checkpoint:CheckpointError", "nextham.train.config:ConfigError",
+                 "nextham.data.access:DatasetError"):
+        register_user_error(name)
 
 
 _debug = False
@@ -90,14 +107,14 @@ def clear_errors(fn: F) -> F:
         _register_library_errors()
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:  # noqa: B902
-            if debug_enabled():
-                raise
-            typer.echo(f"error: {user_message(exc)}", err=True)
-            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            if not is_user_error(exc) or debug_enabled():
+                raise
+            typer.echo(f"error: {user_message(exc)}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

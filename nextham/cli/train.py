@@ -11,13 +11,9 @@ from .errors import clear_errors, register_user_error
 
 
 def register(app: typer.Typer) -> None:
-    from ..checkpoint import CheckpointError
-    from ..train.config import ConfigError
-    from ..data.access import DatasetError
-    from ..train.loop import TrainingDiverged
-
-    for exc in (ConfigError, DatasetError, CheckpointError, TrainingDiverged):
-        register_user_error(exc)
+    for name in ("nextham.train.config:ConfigError", "nextham.data.access:DatasetError",
+                 "nextham.checkpoint:CheckpointError", "nextham.train.loop:TrainingDiverged"):
+        register_user_error(name)  # by name: their modules import torch, which most commands never need
 
     @app.command()
     @clear_errors

@@ -267,3 +267,24 @@ def test_inconsistent_edge_arrays(record_file, dataset, tmp_path):
         g["edge_index"] = e[:-1]
     probe(["convert", f"{tmp_path / 'export.h5'}@1", tmp_path / "out.h5"], "export.h5@1", "invalid record")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_commands_start_without_torch():
+    """The CLI imports no torch until a command needs it (generate, convert, info never do): the
+    training errors are registered by name and recognised once their modules are loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, nextham.cli.main; from nextham.cli.errors import _register_library_errors; " \
+           "_register_library_errors(); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_lazily_registered_errors_are_user_errors():
+    from nextham.checkpoint import CheckpointError
+    from nextham.cli.errors import _register_library_errors, is_user_error
+
+    _register_library_errors()
+    assert is_user_error(CheckpointError("damaged"))
+    assert not is_user_error(ValueError("a bug"))
