@@ -293,13 +293,22 @@ class ThreeCentreProducts:
         self.index = np.concatenate(index)
 
     def __call__(self, X: dict[int, np.ndarray], dtype=np.float64) -> np.ndarray:
-        """Packed ``sum_a P_a^T X[a] P_a`` (``X[a]`` (ni_a, ni_a); atoms without an entry in X add 0)."""
+        """Packed ``sum_a P_a^T X[a] P_a`` (``X[a]`` (ni_a, ni_a); atoms without an entry in X add 0).
+
+        The real and imaginary parts of X are multiplied and scattered separately, and only where
+        they are non-zero: PAW ``dO``/``dH`` are real, the SOC components ``xi L`` purely imaginary
+        (real harmonics), so each costs one real product and one ``bincount``.
+        """
         size = self.layout.size
+        out = np.zeros(size, dtype=np.result_type(dtype, *(np.asarray(x).dtype for x in X.values())))
         if not len(self.index):
-            return np.zeros(size, dtype=dtype)
-        values = np.concatenate([(self.P[a].T @ X[a] @ self.P[a]).ravel() if a in X
-                                 else np.zeros(self.P[a].shape[1] ** 2) for a in self.atoms])
-        if np.iscomplexobj(values) or np.dtype(dtype).kind == "c":
-            return (np.bincount(self.index, values.real, minlength=size)
-                    + 1j * np.bincount(self.index, values.imag, minlength=size)).astype(dtype)
-        return np.bincount(self.index, values, minlength=size).astype(dtype, copy=False)
+            return out.astype(dtype, copy=False)
+        for part, factor in ((np.real, 1.0), (np.imag, 1j)):
+            blocks = {a: part(np.asarray(x)) for a, x in X.items()}
+            if not any(b.any() for b in blocks.values()):
+                continue
+            values = np.concatenate([(self.P[a].T @ blocks[a] @ self.P[a]).ravel() if a in blocks
+                                     else np.zeros(self.P[a].shape[1] ** 2) for a in self.atoms])
+            summed = np.bincount(self.index, values, minlength=size)
+            out += summed if factor == 1.0 else factor * summed
+        return out.astype(dtype, copy=False)
