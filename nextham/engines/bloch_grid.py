@@ -57,9 +57,11 @@ class BlochGridBasis:
         if self._pattern is None:
             key = self.rows.astype(np.int64) * self.n_orbitals + self.orbitals
             unique, inverse = np.unique(key, return_inverse=True)
+            del key
             row, col = np.divmod(unique, self.n_orbitals)
             indptr = np.searchsorted(row, np.arange(self.n_grid + 1)).astype(np.int64)
-            self._pattern = (inverse.ravel(), col.astype(np.int32), indptr)
+            self._pattern = (inverse.ravel().astype(np.int32 if len(unique) < 2**31 else np.int64),
+                             col.astype(np.int32), indptr)
         return self._pattern
 
     def matrix(self, q: int) -> sp.csr_matrix:

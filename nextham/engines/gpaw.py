@@ -76,6 +76,11 @@ OCCUPATION_FLOOR = 1e-20
 """Bands whose occupation weight is below this fraction of the largest are left out of the SCF density
 (:func:`bloch_grid_scf`): their share of the density is below double-precision rounding."""
 
+BLOCH_MAX_ENTRIES = 6_000_000
+"""``scf_grid_kernel="auto"`` keeps GPAW's loops above this many orbital values on the grid (window
+entries; ~5M for 32-atom cells at the demo settings): the Bloch matrices then take ~0.5 GB at their
+peak while saving only a few percent of the SCF (Γ-only large cells)."""
+
 BLOCH_SPEED = {"density": 6.0, "potential": 25.0}
 """How many of :class:`~nextham.engines.bloch_grid.BlochGridBasis`'s counted multiply-adds take the time of
 one of GPAW's window-pair loop, per product (measured on Si 2-64 atom cells, one core, szp(dzp),
@@ -531,8 +536,10 @@ def bloch_grid_basis(basis_functions) -> BlochGridBasis:
     phase = np.asarray(bf.phase_qW)
     if phase.shape[0] == 0:  # real Γ-point basis: no phases
         phase = np.ones((1, n_windows), complex)
-    return BlochGridBasis(rows=G_point[first_point[window] + g], orbitals=np.asarray(bf.M_W, np.int64)[window] + m,
-                          values=np.concatenate([A.ravel() for A in bf.A_Wgm]), windows=window, phase_qW=phase,
+    return BlochGridBasis(rows=G_point[first_point[window] + g].astype(np.int32),
+                          orbitals=(np.asarray(bf.M_W, np.int64)[window] + m).astype(np.int32),
+                          values=np.concatenate([A.ravel() for A in bf.A_Wgm]), windows=window.astype(np.int32),
+                          phase_qW=phase,
                           n_grid=int(np.prod(bf.gd.n_c)), n_orbitals=int(bf.Mmax))
 
 
@@ -558,7 +565,9 @@ def bloch_grid_scf(dft, kernel: str):
     ham = dft.scf_loop.hamiltonian
     wfs_list = list(dft.ibzwfs)
     serial = all(w.domain_comm.size == 1 and w.band_comm.size == 1 for w in wfs_list)
-    if kernel == "gpaw" or not serial or not hasattr(ham, "basis") or len(dft.potential.vt_sR.data) > 2:
+    too_large = kernel == "auto" and hasattr(ham, "basis") and \
+        sum(A.size for A in ham.basis.A_Wgm) > BLOCH_MAX_ENTRIES
+    if kernel == "gpaw" or too_large or not serial or not hasattr(ham, "basis") or len(dft.potential.vt_sR.data) > 2:
         yield {"density": "gpaw", "potential": "gpaw"}
         return
     grid = bloch_grid_basis(ham.basis)

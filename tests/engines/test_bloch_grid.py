@@ -101,6 +101,20 @@ def test_context_puts_gpaw_methods_back(scf_object):
         assert used == {"density": "gpaw", "potential": "gpaw"}
 
 
+def test_auto_choice_follows_size(scf_object, monkeypatch):
+    """``auto`` takes both Bloch products for a small cell with several k-points and GPAW's loops
+    for grids above BLOCH_MAX_ENTRIES orbital values."""
+    from nextham.engines import gpaw as engine
+
+    with bloch_grid_scf(scf_object, "auto") as used:
+        assert used == {"density": "bloch", "potential": "bloch"}
+    monkeypatch.setattr(engine, "BLOCH_MAX_ENTRIES", 1000)
+    with bloch_grid_scf(scf_object, "auto") as used:
+        assert used == {"density": "gpaw", "potential": "gpaw"}
+    with bloch_grid_scf(scf_object, "bloch") as used:  # forced: regardless of size
+        assert used == {"density": "bloch", "potential": "bloch"}
+
+
 def test_unknown_kernel_is_refused():
     with pytest.raises(ValueError, match="scf_grid_kernel"):
         GPAWEngine(scf_grid_kernel="fast")
