@@ -127,6 +127,11 @@ class StoreSource:
         basis, spins = self._open().content()
         return _one_spin(str(self.path), basis, spins)
 
+    def identities(self) -> list[str]:
+        """The structure key of every record (stable: computed from the input structure and settings)."""
+        store = self._open()
+        return [store.key(i) for i in range(self._n)]
+
     def __getstate__(self):
         return {"path": self.path, "_store": None, "_n": self._n}
 
@@ -155,9 +160,20 @@ def splits_path(source: RecordSource) -> Path | None:
     return p / "splits.json" if p.is_dir() else p.with_name(p.name + ".splits.json")
 
 
-def make_splits(n: int, train: float, val: float, test: float, seed: int) -> dict[str, list[int]]:
-    """Seeded random split of ``range(n)``; every non-empty fraction gets at least one structure when n allows."""
-    perm = np.random.default_rng(seed).permutation(n).tolist()
+def make_splits(n: int, train: float, val: float, test: float, seed: int,
+                identities: Sequence[str] | None = None) -> dict[str, list[int]]:
+    """Seeded random split of ``range(n)``; every non-empty fraction gets at least one structure when n allows.
+
+    With ``identities`` (one stable name per record, e.g. the store's structure keys) the permutation
+    runs over the records sorted by identity, so each structure lands in the same part whatever order
+    the records were stored in (parallel generation stores them in the order they finish).
+    """
+    perm = np.random.default_rng(seed).permutation(n)
+    if identities is not None:
+        if len(identities) != n or len(set(identities)) != n:
+            raise DatasetError(f"split: {n} records need {n} distinct identities, got {len(set(identities))}")
+        perm = np.argsort(np.asarray(identities, dtype=object), kind="stable")[perm]
+    perm = perm.tolist()
     n_val = int(round(val * n))
     n_test = int(round(test * n))
     if val > 0 and n_val == 0 and n >= 3:
@@ -197,10 +213,12 @@ def load_or_create_splits(source: RecordSource, train: float = 0.8, val: float =
             if write:
                 atomic_write_text(path, json.dumps({**data, "n": n, **splits}, indent=1))
         return splits
-    splits = make_splits(n, train, val, test, seed)
+    identities = source.identities() if hasattr(source, "identities") else None
+    splits = make_splits(n, train, val, test, seed, identities)
     if write and path is not None:
         payload = {"format": "nextham-splits", "format_version": 1, "n": n, "seed": seed,
-                   "fractions": {"train": train, "val": val, "test": test}, **splits}
+                   "fractions": {"train": train, "val": val, "test": test},
+                   "assigned_by": "structure key" if identities is not None else "index", **splits}
         atomic_write_text(path, json.dumps(payload, indent=1))
     return splits
 

@@ -132,6 +132,31 @@ def test_open_dataset_store_and_splits_beside_it(tmp_path):
     assert sorted(sum(sp.values(), [])) == [0, 1, 2, 3]
 
 
+def test_split_follows_structures_not_storage_order(tmp_path):
+    """Parallel generation stores records in the order they finish: the same structures stored in
+    another order get the same split (by structure key), index for index where they now sit."""
+    from ase.build import bulk
+
+    from nextham.data.access import open_dataset
+    from nextham.data.generate import generate
+    from nextham.data.structures import StructureInput
+    from nextham.structure.identity import structure_key
+
+    items = []
+    for i in range(10):
+        at = bulk("Si", "diamond", a=5.2 + 0.03 * i)
+        items.append(StructureInput(structure_key(at), f"si{i}", at))
+    parts = {}
+    for name, order in (("forward", items), ("backward", items[::-1])):
+        generate(order, tmp_path / f"{name}.lmdb", engine_name="toy", workers=0, progress=False, echo=lambda m: None)
+        src = open_dataset(tmp_path / f"{name}.lmdb")
+        split = load_or_create_splits(src, 0.6, 0.2, 0.2, seed=3)
+        keys = src.identities()
+        parts[name] = {k: sorted(keys[i] for i in v) for k, v in split.items()}
+    assert parts["forward"] == parts["backward"]
+    assert all(parts["forward"].values())
+
+
 def test_split_grows_with_the_dataset(tmp_path):
     recs = _records(6, False)
     s1 = load_or_create_splits(ListSource(recs[:4], tmp_path / "ds.h5"), 0.5, 0.25, 0.25, seed=1)
