@@ -78,8 +78,8 @@ OCCUPATION_FLOOR = 1e-20
 
 BLOCH_MAX_ENTRIES = 6_000_000
 """``scf_grid_kernel="auto"`` keeps GPAW's loops above this many orbital values on the grid (window
-entries; ~5M for 32-atom cells at the demo settings): the Bloch matrices then take ~0.5 GB at their
-peak while saving only a few percent of the SCF (Γ-only large cells)."""
+entries; ~4.5M for 32-atom cells at the demo settings): the Bloch matrices would take ~0.7 GB at their
+peak for 64 atoms while saving only a few percent of the SCF (Γ-only large cells)."""
 
 BLOCH_SPEED = {"density": 6.0, "potential": 25.0}
 """How many of :class:`~nextham.engines.bloch_grid.BlochGridBasis`'s counted multiply-adds take the time of
@@ -556,7 +556,8 @@ def bloch_grid_scf(dft, kernel: str):
 
     The same sums in another order: densities agree with GPAW's to ~1e-15 relative, the converged
     H(R) to ~1e-12 eV (tests). ``kernel``: ``"bloch"`` always, ``"gpaw"`` never, ``"auto"`` where the
-    operation counts of :meth:`BlochGridBasis.costs` favour it (small cells and many k-points).
+    operation counts of :meth:`BlochGridBasis.costs` favour it (small cells and many k-points) and the
+    grid holds at most :data:`BLOCH_MAX_ENTRIES` orbital values. Yields which product each uses.
     Serial runs only (GPAW's domain and band communicators of size 1). Everything is put back on exit.
     """
     from gpaw.core.matrix import Matrix

@@ -127,6 +127,15 @@ def product_terms(tp: o3.TensorProduct) -> ProductTerms | None:
 class _SparseProduct:
     """Mixin for e3nn tensor-product modules: buffers of :func:`product_terms` and the fused forward."""
 
+    def _init_fused(self, compile_left_right: bool) -> None:
+        """After e3nn's ``__init__`` (run without its code generation): the fused terms, and e3nn's code
+        only for a product outside the fused cases (else on first need, :meth:`_compile_left_right`)."""
+        self._left_right_compiled = False
+        self._register_load_state_dict_pre_hook(self._drop_generated_constants)
+        self._init_terms()
+        if compile_left_right and not self.fused:
+            self._compile_left_right()
+
     def _init_terms(self) -> None:
         self.irreps_in, self.irreps_out = self.irreps_in1, self.irreps_out  # nextham's irreps contract
         terms = product_terms(self)
@@ -220,11 +229,7 @@ class TensorProduct(_SparseProduct, o3.TensorProduct):
 
     def __init__(self, *args, compile_left_right: bool = True, **kwargs):
         super().__init__(*args, compile_left_right=False, **kwargs)
-        self._left_right_compiled = False
-        self._register_load_state_dict_pre_hook(self._drop_generated_constants)
-        self._init_terms()
-        if compile_left_right and not self.fused:
-            self._compile_left_right()
+        self._init_fused(compile_left_right)
 
 
 class FullyConnectedTensorProduct(_SparseProduct, o3.FullyConnectedTensorProduct):
@@ -233,8 +238,4 @@ class FullyConnectedTensorProduct(_SparseProduct, o3.FullyConnectedTensorProduct
 
     def __init__(self, *args, compile_left_right: bool = True, **kwargs):
         super().__init__(*args, compile_left_right=False, **kwargs)
-        self._left_right_compiled = False
-        self._register_load_state_dict_pre_hook(self._drop_generated_constants)
-        self._init_terms()
-        if compile_left_right and not self.fused:
-            self._compile_left_right()
+        self._init_fused(compile_left_right)
