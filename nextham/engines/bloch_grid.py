@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+MATRIX_CACHE_BYTES = 256 * 2**20
+"""Bloch matrices kept for reuse across SCF iterations, at most this many bytes in all (many k-points of
+a larger cell: the rest are rebuilt from the window entries on each use, ~20 ms for 8 atoms)."""
+
 ROW_CHUNK = 4096
 """Grid rows per dense chunk of the potential matrix (bounds the work memory to 4096 x n_orbitals)."""
 
@@ -65,16 +69,20 @@ class BlochGridBasis:
         return self._pattern
 
     def matrix(self, q: int) -> sp.csr_matrix:
-        """``Phi_k`` of k-point ``q`` (complex CSR, n_grid x n_orbitals), cached."""
-        if q not in self._matrices:
-            inverse, indices, indptr = self._csr_pattern()
-            weights = self.values * np.conj(self.phase_qW[q][self.windows])
-            n = len(indices)
-            data = (np.bincount(inverse, weights=weights.real, minlength=n)
-                    + 1j * np.bincount(inverse, weights=weights.imag, minlength=n))
-            self._matrices[q] = sp.csr_matrix((data, indices, indptr),
-                                              shape=(self.n_grid, self.n_orbitals))
-        return self._matrices[q]
+        """``Phi_k`` of k-point ``q`` (complex CSR, n_grid x n_orbitals), cached up to
+        :data:`MATRIX_CACHE_BYTES` in all."""
+        if q in self._matrices:
+            return self._matrices[q]
+        inverse, indices, indptr = self._csr_pattern()
+        weights = self.values * np.conj(self.phase_qW[q][self.windows])
+        n = len(indices)
+        data = (np.bincount(inverse, weights=weights.real, minlength=n)
+                + 1j * np.bincount(inverse, weights=weights.imag, minlength=n))
+        Phi = sp.csr_matrix((data, indices, indptr), shape=(self.n_grid, self.n_orbitals))
+        cached = sum(m.data.nbytes + m.indices.nbytes for m in self._matrices.values())
+        if cached + Phi.data.nbytes + Phi.indices.nbytes <= MATRIX_CACHE_BYTES:
+            self._matrices[q] = Phi
+        return Phi
 
     def density(self, q: int, C_nM: np.ndarray, f_n: np.ndarray) -> np.ndarray:
         """Pseudo density (n_grid,) of k-point ``q``: ``sum_n f_n |Phi_k C_n|^2``.

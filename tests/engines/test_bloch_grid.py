@@ -50,6 +50,18 @@ def test_density_equals_gpaw_construct_density(scf_object):
         assert np.abs(ours - reference.ravel()).max() <= 1e-13 * np.abs(reference).max()
 
 
+def test_matrix_cache_is_bounded_and_results_do_not_depend_on_it(scf_object, monkeypatch):
+    from nextham.engines import bloch_grid
+
+    basis = scf_object.scf_loop.hamiltonian.basis
+    cached, uncached = bloch_grid_basis(basis), bloch_grid_basis(basis)
+    q = len(cached.phase_qW) - 1
+    reference = cached.matrix(q).toarray()
+    assert q in cached._matrices
+    monkeypatch.setattr(bloch_grid, "MATRIX_CACHE_BYTES", 0)
+    assert np.array_equal(uncached.matrix(q).toarray(), reference) and not uncached._matrices
+
+
 def test_potential_matrix_equals_gpaw_bloch_sum(scf_object):
     basis = scf_object.scf_loop.hamiltonian.basis
     grid = bloch_grid_basis(basis)
