@@ -64,7 +64,11 @@ class TrainedModel:
 
 
 def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
-    """The model of a checkpoint (``last.pt``, ``best.pt`` or an exported ``model.pt``), in eval mode."""
+    """The model of a checkpoint (``last.pt``, ``best.pt``, an exported ``model.pt``) or of a registered
+    name (``universal-v1``: the weights shipped in the package), in eval mode."""
+    from .models import resolve_model
+
+    path = resolve_model(path)
     ckpt = load_checkpoint(path, map_location="cpu")
     cfg = ckpt["config"]
     m = cfg["model"]
@@ -99,10 +103,28 @@ def predict_records(trained: TrainedModel, records: Sequence[StructureRecord]) -
     return out
 
 
-def check_basis(model_basis: Basis, record: StructureRecord) -> None:
-    """The engine's basis for each element must be the one the model was trained on (UsageError)."""
+def predicts_unseen_elements(trained: TrainedModel) -> bool:
+    """Whether the model predicts for elements outside its basis (species-agnostic inputs and factorized
+    output statistics with a fallback: the universal models)."""
+    m = trained.checkpoint["config"]["model"]
+    return (m.get("overrides", {}).get("statistics") == "factorized"
+            and "element" not in m.get("overrides", {}).get("input", "h0"))
+
+
+def check_basis(model_basis: Basis, record: StructureRecord, trained: TrainedModel | None = None) -> None:
+    """The engine's basis for each element must be the one the model was trained on (UsageError); an
+    element outside the model's basis is accepted by models that predict unseen elements when its
+    shells fit the model's layout."""
+    unseen_ok = trained is not None and predicts_unseen_elements(trained)
     for el in record.basis.elements:
         if el.symbol not in model_basis:
+            if unseen_ok:
+                try:
+                    trained.model.layout.check_basis(Basis((el,)))
+                except ValueError as exc:
+                    raise UsageError(f"element {el.symbol} was never seen by the model and its basis {el.spec()} "
+                                     f"does not fit the model's layout: {exc}") from None
+                continue
             raise UsageError(f"the model was not trained on element {el.symbol} "
                              f"(it knows {', '.join(model_basis.symbols)})")
         if model_basis[el.symbol].ls != el.ls:
@@ -173,7 +195,7 @@ def predict_structure(trained: TrainedModel, atoms: Atoms, engine_name: str | No
     except EngineError as exc:
         raise type(exc)(f"{where}: {exc}") from None
     times["engine_S_H0_s"] = time.perf_counter() - t
-    check_basis(trained.basis, rec)
+    check_basis(trained.basis, rec, trained)
     t = time.perf_counter()
     log("predicting H with the model")
     pred = predict_records(trained, [rec])[0]

@@ -102,3 +102,54 @@ def _nextham_batches(cutoff: float, dtype: torch.dtype, output_radius: float | N
 
 
 register_model_kind("nextham", ModelKind(_build_nextham, _nextham_batches, trace_head=True))
+
+
+# ---------------------------------------------------------------------------- pretrained models
+#: models shipped inside the package: name -> (weights file, model card) under nextham/pretrained/
+PRETRAINED: dict[str, tuple[str, str]] = {
+    "universal-v1": ("universal-v1.pt", "universal-v1.card.json"),
+}
+#: what ``nextham predict`` uses without ``--model``
+DEFAULT_MODEL = "universal-v1"
+
+
+def _pretrained_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "pretrained"
+
+
+def is_pretrained(name: str) -> bool:
+    return str(name) in PRETRAINED
+
+
+def resolve_model(name_or_path):
+    """The checkpoint file of a registered model name (``universal-v1``) or of a path; a name that is
+    neither a registered model nor an existing file raises :class:`~nextham.errors.InputFileError`."""
+    from pathlib import Path
+
+    from .errors import InputFileError
+
+    key = str(name_or_path)
+    if key in PRETRAINED:
+        path = _pretrained_dir() / PRETRAINED[key][0]
+        if not path.exists():
+            raise InputFileError(f"{key}: the weights of this registered model are missing from the package "
+                                 f"({path}); reinstall nextham")
+        return path
+    path = Path(name_or_path)
+    if not path.exists():
+        known = ", ".join(sorted(PRETRAINED))
+        raise InputFileError(f"{path}: no such model file (registered models: {known})")
+    return path
+
+
+def model_card(name_or_path) -> dict | None:
+    """The measured model card of a registered model (JSON written by its evaluation), else None."""
+    import json
+
+    key = str(name_or_path)
+    if key not in PRETRAINED:
+        return None
+    path = _pretrained_dir() / PRETRAINED[key][1]
+    return json.loads(path.read_text()) if path.exists() else None

@@ -101,6 +101,7 @@ class HamiltonianErrors:
                 if m.any():
                     self.groups.setdefault(kind, {}).setdefault(label, _Acc()).add(r[m])
         self.per_structure.append({"key": key, "headline_mae_meV": 1e3 * float(np.abs(r[near]).mean()),
+                                   "headline_n": int(near.sum()),
                                    "gauge_mae_meV": 1e3 * float(np.abs(r).mean()), "mu_eV": mu})
         return mu
 
@@ -146,6 +147,7 @@ class BandErrors:
             s[0] += float(err.sum())
             s[1] += int(err.size)
             res[f"band_mae_meV_pm{w:g}eV"] = 1e3 * float(err.mean()) if err.size else None
+            res[f"band_count_pm{w:g}eV"] = int(err.size)
         g, n = ghost_states(eps_pred, eps_ref, fermi, self.ghost_window, self.ghost_tol)
         self.ghosts += g
         self.ghost_checked += n

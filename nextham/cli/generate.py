@@ -99,14 +99,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @clear_errors
     def generate(
-        structures: List[str] = typer.Argument(..., help="structure files/folders (CIF, POSCAR, extxyz, ...) "
-                                               "and/or sets: set:prototypes:N[:SEED], set:coverage[:Si,Ga]"),
+        structures: Optional[List[str]] = typer.Argument(None, help="structure files/folders (CIF, POSCAR, "
+                                                         "extxyz, ...) and/or sets: set:prototypes:N[:SEED], "
+                                                         "set:coverage[:Si,Ga]"),
         out: Path = typer.Option(..., "--out", "-o", help="dataset file to create or extend (resumes)"),
         soc: Optional[bool] = typer.Option(None, "--soc/--no-soc", help="spin-orbit coupling (second variation "
                                            "on H0 and H); default: off, or as --like"),
         h0_only: bool = typer.Option(False, "--h0-only", help="only S and H0 (no SCF): for prediction"),
-        like: Optional[Path] = typer.Option(None, "--like", help="use the engine, settings and SOC of this model "
-                                            "(.pt) or dataset (e.g. to generate test data for a trained model)"),
+        like: Optional[str] = typer.Option(None, "--like", help="use the engine, settings and SOC of this model "
+                                           "(.pt or a registered name such as universal-v1) or dataset (e.g. to generate test data for a trained model)"),
         workers: int = typer.Option(2, "--workers", "-w", help="Dask LocalCluster worker processes; 0 = serial "
                                     "in this process"),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler "
@@ -116,6 +117,12 @@ def register(app: typer.Typer) -> None:
         engine: Optional[str] = typer.Option(None, "--engine", help="engine name (default gpaw, or as --like)"),
         setting: List[str] = typer.Option([], "--set", help="engine setting KEY=VALUE (e.g. h=0.2, "
                                           "kpt_density=2.5, basis=dzp); repeatable; overrides --like"),
+        recipe: Optional[str] = typer.Option(None, "--recipe", help="a named, seeded dataset recipe (structures, "
+                                             "engine settings and SOC), e.g. universal-v1; docs/universal.md"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="--recipe: another draw of its structures "
+                                           "(e.g. a held-out test set); default: the recipe's seed"),
+        per_element: Optional[int] = typer.Option(None, "--per-element", help="--recipe: structures per element "
+                                                  "(default: the recipe's)"),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="recompute structures that failed before"),
         float32: bool = typer.Option(False, "--float32", help="store blocks in single precision"),
         no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
@@ -134,10 +141,35 @@ def register(app: typer.Typer) -> None:
         settings = _parse_settings(setting)
         engine_name = engine or "gpaw"
         use_soc = bool(soc)
+        recipe_info = None
+        if (seed is not None or per_element is not None) and recipe is None:
+            raise UsageError("--seed and --per-element select structures of a --recipe")
+        if recipe is not None:
+            from ..data.recipes import get_recipe
+
+            if like is not None:
+                raise UsageError("--recipe fixes the engine settings; it cannot be combined with --like")
+            try:
+                rcp = get_recipe(recipe)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            if per_element is not None and per_element < 1:
+                raise UsageError(f"--per-element must be >= 1 (got {per_element})")
+            if engine is not None and engine != rcp.engine:
+                raise UsageError(f"--engine {engine} contradicts --recipe {recipe} (engine {rcp.engine})")
+            if soc is not None and soc != rcp.soc:
+                raise UsageError(f"--{'' if soc else 'no-'}soc contradicts --recipe {recipe}")
+            for k, v in settings.items():
+                typer.echo(f"WARNING: --set {k}={v} overrides the recipe's {rcp.engine_settings.get(k)!r}", err=True)
+            engine_name, use_soc = rcp.engine, rcp.soc
+            settings = {**rcp.engine_settings, **settings}
+            recipe_info = {**rcp.todict(), "seed": rcp.seed if seed is None else seed,
+                           "per_element": rcp.per_element if per_element is None else per_element}
         if like is not None:
             from ..data.provenance import settings_like
+            from ..models import is_pretrained, resolve_model
 
-            ref = settings_like(like)
+            ref = settings_like(resolve_model(like) if is_pretrained(like) else like)
             if engine is not None and engine != ref["engine"]:
                 raise UsageError(f"--engine {engine} contradicts --like {like} (engine {ref['engine']})")
             engine_name = ref["engine"]
@@ -159,16 +191,21 @@ def register(app: typer.Typer) -> None:
         except (TypeError, ValueError) as exc:
             raise UsageError(f"engine {engine_name}: {exc}") from None
         try:
-            inputs = gather_inputs(structures)
+            inputs = gather_inputs(structures or [])
         except ValueError as exc:  # a malformed set: spec (files never raise: they become failures)
             raise UsageError(f"{exc}" if "set" in str(exc) else f"bad structure set in {structures}: {exc}") from None
+        if recipe_info is not None:
+            inputs = rcp.structures(recipe_info["seed"], recipe_info["per_element"]) + inputs
+            typer.echo(f"recipe {recipe} (seed {recipe_info['seed']}, {recipe_info['per_element']} per element): "
+                       f"{len(inputs)} structures", err=True)
         if not inputs:
-            raise UsageError("no structures given")
+            raise UsageError("no structures given (files, folders, set:... or --recipe NAME)")
         summary = run_generate(inputs, out, engine_name=engine_name, engine_settings=settings,
                                soc=use_soc, h0_only=h0_only, workers=workers, scheduler=scheduler,
                                retry_failed=retry_failed, dtype="float32" if float32 else "float64",
                                progress=not no_progress, echo=lambda m: typer.echo(m, err=True),
-                               command=" ".join(shlex.quote(a) for a in sys.argv), dashboard=dashboard)
+                               command=" ".join(shlex.quote(a) for a in sys.argv), dashboard=dashboard,
+                               recipe=recipe_info)
         typer.echo(json.dumps({"dataset": str(out), "inputs": summary.total, "computed": summary.computed,
                                "recomputed_damaged": summary.recomputed, "failed": summary.failed,
                                "already_done": summary.skipped_done, "failed_earlier": summary.skipped_failed,

@@ -133,18 +133,42 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @clear_errors
-    def info(path: str = typer.Argument(..., help="a record file, an ABACUS/DeepH folder, a dataset "
-                                                    "(DATASET or DATASET@N) or a model (.pt)"),
+    def info(path: Optional[str] = typer.Argument(None, help="a record file, an ABACUS/DeepH folder, a dataset "
+                                                              "(DATASET or DATASET@N) or a model (.pt)"),
+             model: Optional[str] = typer.Option(None, "--model", help="a registered model (universal-v1): print "
+                                                 "its measured model card"),
+             as_json: bool = typer.Option(False, "--json", help="--model: the card as JSON"),
              per_structure: bool = typer.Option(False, "--per-structure", help="datasets: one row per record "
                                                 "(index, key, formula, source file)"),
              check: bool = typer.Option(False, "--check", help="datasets: verify every record's checksum and "
                                         "contents; exit status 1 when any is damaged")) -> None:
         """Summarise a record (atoms, basis, edges, matrices), a dataset (counts, elements, MAE(H-H0),
         timings) or a model (config, basis, spin, engine settings of its training data, metrics)."""
+        if model is not None:
+            if path is not None:
+                raise UsageError("give either a PATH or --model NAME")
+            _print_card(model, as_json)
+            return
+        if path is None:
+            raise UsageError("give a PATH (record, folder, dataset or model file) or --model NAME")
         if check:
             _check_dataset(Path(path))
             return
         typer.echo(json.dumps(describe(path, per_structure), indent=2, default=str))
+
+
+def _print_card(name: str, as_json: bool) -> None:
+    from ..analysis.model_card import format_card
+    from ..models import PRETRAINED, model_card, resolve_model
+
+    if name not in PRETRAINED:
+        path = resolve_model(name)  # a model file: its checkpoint summary (no measured card)
+        typer.echo(json.dumps(describe(str(path)), indent=2, default=str))
+        return
+    card = model_card(name)
+    if card is None:
+        raise UsageError(f"{name}: the package has no measured card for this model")
+    typer.echo(json.dumps(card, indent=1) if as_json else format_card(card))
 
 
 def _bands(rec: StructureRecord, which: str, path, label: str):

@@ -54,7 +54,7 @@ def read_structure(text: str | Path):
     return atoms
 
 
-def predict_structure(structure: str | Path, model_path: Path, out: Path, soc: Optional[bool] = None,
+def predict_structure(structure: str | Path, model_path: str | Path, out: Path, soc: Optional[bool] = None,
                       fmt: str = "auto", device: str = "auto", engine_name: Optional[str] = None,
                       log: Callable[[str], None] = print) -> dict:
     """Structure file -> :func:`nextham.inference.predict_structure` -> written record; returns the stage
@@ -64,15 +64,23 @@ def predict_structure(structure: str | Path, model_path: Path, out: Path, soc: O
     from ..inference import load_trained_model, predict_structure as predict, select_device
     from ..io.registry import write
 
+    from ..models import model_card, resolve_model
+
     atoms = read_structure(structure)
     t = time.perf_counter()
+    name = str(model_path)
+    model_path = resolve_model(model_path)
     log(f"loading the model {model_path}")
     ckpt = load_checkpoint(model_path)  # refuses a wrong file, an unknown element or spin before any compute
     model_basis = Basis.from_json(ckpt["basis"])
+    overrides = ckpt["config"]["model"].get("overrides", {})
+    species_agnostic = overrides.get("statistics") == "factorized" and "element" not in overrides.get("input", "h0")
     unknown = sorted(set(atoms.get_chemical_symbols()) - set(model_basis.symbols))
-    if unknown:
+    if unknown and not species_agnostic:
         raise UsageError(f"{structure}: element(s) {', '.join(unknown)} unknown to the model {model_path} "
                          f"(trained on {', '.join(model_basis.symbols)})")
+    for warning in element_warnings(atoms, ckpt, model_card(name)):
+        log(f"WARNING: {warning}")
     spinful = bool(ckpt["spinful"])
     if soc is not None and soc != spinful:
         raise UsageError(f"the model was trained {'with' if spinful else 'without'} spin-orbit coupling; "
@@ -89,6 +97,33 @@ def predict_structure(structure: str | Path, model_path: Path, out: Path, soc: O
     write(pred, out, fmt)
     times["write_s"] = time.perf_counter() - t
     return {"format": fmt, "out": str(out), "fermi_energy_eV": pred.fermi_energy_eV, **times}
+
+
+#: elements seen in fewer training structures than this get a warning with their measured error
+FEW_STRUCTURES = 20
+
+
+def element_warnings(atoms, ckpt: dict, card: dict | None) -> list[str]:
+    """One line per element of ``atoms`` that the model saw in fewer than :data:`FEW_STRUCTURES`
+    training structures (``ckpt["element_counts"]``, written when a model is shipped), naming its
+    measured error from the model card where the card has it."""
+    counts = ckpt.get("element_counts")
+    if not counts:
+        return []
+    per_element = (card or {}).get("per_element", {})
+    zero_shot = (card or {}).get("zero_shot", {}).get("per_element", {})
+    out = []
+    for symbol in sorted(set(atoms.get_chemical_symbols())):
+        n = int(counts.get(symbol, 0))
+        if n >= FEW_STRUCTURES:
+            continue
+        row = per_element.get(symbol) if n else zero_shot.get(symbol)
+        measured = (f"measured gauge MAE {row['model_mae_meV']:.3g} meV against H0's {row['h0_mae_meV']:.3g} meV "
+                    f"({row['n_structures']} {'held-out' if n else 'zero-shot'} structures)") if row else \
+            "no measured error for it"
+        seen = f"in only {n} training structures" if n else "in no training structure (zero-shot prediction)"
+        out.append(f"element {symbol} was seen {seen}; {measured}")
+    return out
 
 
 def check_out(out: Path, fmt: str, force: bool) -> None:
@@ -108,7 +143,8 @@ def register(app: typer.Typer) -> None:
     @clear_errors
     def predict(structure: str = typer.Argument(..., help="structure file readable by ASE (CIF, POSCAR, extxyz, "
                                                 "...); FILE@N for frame N of a multi-frame file"),
-                model: Path = typer.Option(..., "--model", help="trained model (model.pt / best.pt)"),
+                model: Optional[str] = typer.Option(None, "--model", help="trained model (model.pt / best.pt) "
+                                                    "or a registered name; default: the built-in universal-v1"),
                 out: Path = typer.Option(..., "--out", help="output: .h5 record, or a folder for --format abacus/deeph"),
                 soc: Optional[bool] = typer.Option(None, "--soc/--no-soc", help="spin-orbit (must match the model)"),
                 fmt: str = typer.Option("auto", "--format", help="nextham, abacus, deeph, deeph-legacy "
@@ -121,7 +157,13 @@ def register(app: typer.Typer) -> None:
         stage as it starts and the time of each."""
         check_out(out, fmt, force)
         check_device(device)
-        if model.is_dir():
+        from ..models import DEFAULT_MODEL, is_pretrained
+
+        if model is None:
+            model = DEFAULT_MODEL
+            typer.echo(f"using the built-in model {DEFAULT_MODEL} (67 elements, SOC; `nextham info --model "
+                       f"{DEFAULT_MODEL}` shows its measured card; --model to choose another)", err=True)
+        if not is_pretrained(model) and Path(model).is_dir():
             raise UsageError(f"--model {model}: is a directory; give the model file (model.pt)")
         res = predict_structure(structure, model, out, soc, fmt, device, engine,
                                 log=lambda m: typer.echo(m, err=True))

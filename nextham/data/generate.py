@@ -103,7 +103,8 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
              engine_settings: dict | None = None, soc: bool = False, h0_only: bool = False,
              workers: int = 2, scheduler: str | None = None, retry_failed: bool = False,
              dtype: str = "float64", progress: bool = True, echo: Callable[[str], None] | None = None,
-             command: str | None = None, dashboard: str | None = None) -> GenerateSummary:
+             command: str | None = None, dashboard: str | None = None,
+             recipe: dict | None = None) -> GenerateSummary:
     """Compute every input not yet in the dataset ``out`` and append it; record failures.
 
     Parameters
@@ -115,6 +116,8 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
     scheduler : address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``.
     retry_failed : recompute structures recorded as failed in an earlier run.
     dashboard : address for the Dask dashboard (e.g. ``127.0.0.1:8787``); None = no dashboard.
+    recipe : the recipe the inputs come from (:meth:`nextham.data.recipes.Recipe.todict` with its seed),
+        stored in the manifest (``recipe``) for the models trained on the dataset.
 
     Stored records that fail their checksum are computed again when their structure is among the
     inputs. A structure computed successfully clears the failures recorded earlier for the same
@@ -146,6 +149,8 @@ def generate(inputs: Sequence[StructureInput], out: str | os.PathLike, *, engine
                               run={"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),
                                    "command": command or " ".join(sys.argv), "nextham": nextham_version,
                                    "n_inputs": len(inputs)})
+        if recipe is not None:
+            store.update_manifest(recipe=recipe)
         if retry_failed:
             store.forget_failures()
         damaged = store.check(decode=False)  # index -> problem (checksum)

@@ -70,6 +70,8 @@ CHECK_KPOINTS = np.array([[0.1234, 0.2345, 0.3456],
 """Fractional off-mesh k-points at which the engine's own eigenvalues are stored."""
 
 MIN_DISTANCE = 0.5
+#: fewest grid points along a cell vector (see :func:`grid_points`)
+MIN_GRID_POINTS = 8
 """Atoms closer than this (Å) are rejected as overlapping."""
 
 OCCUPATION_FLOOR = 1e-20
@@ -142,6 +144,26 @@ def available_elements(xc: str = "PBE", basis: str = "dzp") -> list[str]:
     return sorted((s for s, v in files.items() if "" in v), key=lambda s: atomic_numbers[s])
 
 
+@lru_cache(maxsize=None)
+def _basis_reducible(path: Path) -> bool:
+    """Whether GPAW's ``Basis.reduce`` can read the basis file of a setup file (``Cr.14.PBE`` ->
+    ``Cr.14.dzp.basis``): every function that is not a polarization function must have a type such as
+    ``"4s-sz confined orbital"`` (principal number and l first). Old-format files (gpaw-data's
+    ``Cr.14.dzp.basis``: types ``"bound state"``/``"split valence"``) make GPAW fail with
+    ``invalid literal for int() with base 10: 'b'`` on any reduced name such as ``szp(dzp)``."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        types = re.findall(r'<basis_function[^>]*type="([^"]*)"', fh.read())
+    return all("polarization" in t or re.match(r"\d[spdf]", t) for t in types)
+
+
+def _variant_basis_file(setup_file: Path, variant: str, basis: str) -> Path:
+    sym = setup_file.name.split(".")[0]
+    name = f"{sym}.{variant + '.' if variant else ''}{basis}.basis"
+    path = setup_file.parent / name
+    return path if path.exists() else path.with_name(name + ".gz")
+
+
 def basis_file_name(basis: str) -> str:
     """The basis file a GPAW basis name reads: ``"szp(dzp)"`` (a reduction of the dzp set) -> ``"dzp"``."""
     m = re.fullmatch(r"\s*\w+\((\w+)\)\s*", basis)
@@ -157,8 +179,12 @@ def choose_setups(symbols: list[str], policy: str = "semicore", xc: str = "PBE",
     gpaw-data 1.2.1 the default setups already hold the semicore states for almost every element
     (Na 7 e, V 13 e, Ag 17 e, Pt 16 e, ...); the policy changes only Cr (``Cr.14``, 3s3p) and
     Te (``Te.16``, 4d). ``policy="default"``: GPAW's defaults everywhere.
-    Raises :class:`EngineInputError` for elements without a setup.
+    With a reduced basis name (``szp(dzp)``) a variant whose basis file GPAW cannot reduce is
+    skipped (:func:`_basis_reducible`: ``Cr.14``, so Cr keeps its default 6-electron setup there;
+    :func:`setup_notes` says so in the record). Raises :class:`EngineInputError` for elements
+    without a setup.
     """
+    reduced = basis_file_name(basis) != basis
     basis = basis_file_name(basis)
     files = _setup_files(tuple(setup_paths()), xc, basis)
     missing = sorted({s for s in symbols if "" not in files.get(s, {})}, key=lambda s: atomic_numbers.get(s, 0))
@@ -172,12 +198,37 @@ def choose_setups(symbols: list[str], policy: str = "semicore", xc: str = "PBE",
         if policy == "semicore":
             best = _valence(files[s][""])
             for var, path in sorted(files[s].items()):
-                if var and not var.startswith("v") and _valence(path) > best + 0.5:
+                if var and not var.startswith("v") and _valence(path) > best + 0.5 and (
+                        not reduced or _basis_reducible(_variant_basis_file(path, var, basis))):
                     best, choice = _valence(path), var
         elif policy != "default":
             raise ValueError(f"unknown setups policy {policy!r} (use 'semicore' or 'default')")
         out[s] = choice or "paw"
     return out
+
+
+def setup_notes(setup_choice: dict[str, str], policy: str, xc: str, basis: str) -> dict[str, str]:
+    """Why an element's setup differs from what ``policy`` alone would pick (for the record's
+    metadata): the semicore variants skipped because their basis file cannot be reduced to ``basis``."""
+    if policy != "semicore" or basis_file_name(basis) == basis:
+        return {}
+    full = choose_setups(list(setup_choice), policy, xc, basis_file_name(basis))
+    return {s: (f"semicore setup {s}.{full[s]} skipped: its {basis_file_name(basis)} basis file is in an old "
+                f"format that GPAW cannot reduce to {basis}; using {s}.{setup_choice[s]}")
+            for s in setup_choice if full.get(s) != setup_choice[s]}
+
+
+def grid_points(cell_A: np.ndarray, h_A: float) -> tuple[tuple[int, int, int], bool]:
+    """``(grid points per cell vector, raised)``: GPAW's own choice for spacing ``h_A`` (``h2gpts``,
+    divisible by 4, from the distances between lattice planes), raised to at least
+    :data:`MIN_GRID_POINTS` along each vector. GPAW's coarse-to-fine interpolator (order 3) needs
+    ``(n + 5)^2 <= (2n)^2``; a 4-point direction (one-atom fcc cells of H, B, N, O, F at h = 0.3 Å: plane
+    distance 1.6 Å) fails with "Cannot construct interpolator. Grid 4 x 4 x 4 may be too small"."""
+    from gpaw.utilities import h2gpts
+
+    n = np.asarray(h2gpts(h_A / Bohr, np.asarray(cell_A, float) / Bohr, 4), dtype=np.int64)
+    raised = bool((n < MIN_GRID_POINTS).any())
+    return tuple(int(x) for x in np.maximum(n, MIN_GRID_POINTS)), raised
 
 
 def gpaw_shell_permutation(l: int) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +261,17 @@ def wrapped_into_cell(atoms: Atoms) -> tuple[Atoms, np.ndarray]:
     if np.abs(frac - wrapped_frac - offsets).max() > 1e-8:
         raise EngineError("wrapping the atoms into the cell did not shift them by lattice vectors")
     return wrapped, offsets
+
+
+def _shortest_contact(atoms: Atoms) -> str:
+    """"shortest distance 1.26 Å, B-B" (periodic images included) for error messages."""
+    i, j, d = primitive_neighbor_list("ijd", atoms.pbc, atoms.cell.array, atoms.positions, 3.0,
+                                      self_interaction=False)
+    if not len(d):
+        return "no two atoms within 3 Å"
+    k = int(np.argmin(d))
+    sym = atoms.get_chemical_symbols()
+    return f"shortest distance {d[k]:.2f} Å, {sym[i[k]]}-{sym[j[k]]}"
 
 
 # ---------------------------------------------------------------------------- settings
@@ -328,6 +390,16 @@ class _Expansions:
 
 
 _EXPANSIONS_CACHE: dict[tuple, tuple] = {}
+#: entries kept per two-centre cache (oldest dropped first): a dataset repeats few species sets in a row,
+#: and unbounded caches grew to 10 GB per worker over ~270 structures of the 67-element recipe
+CACHE_ENTRIES = 8
+
+
+def _remember(cache: dict, key, value) -> None:
+    """``cache[key] = value``, dropping the oldest entries beyond :data:`CACHE_ENTRIES`."""
+    cache[key] = value
+    while len(cache) > CACHE_ENTRIES:
+        cache.pop(next(iter(cache)))
 
 
 def _two_centre_expansions(setups, setup_choice: dict[str, str], basis: str) -> _Expansions:
@@ -349,9 +421,9 @@ def _two_centre_expansions(setups, setup_choice: dict[str, str], basis: str) -> 
         ordered = [first_setup[k] for k in cache_key]
         tci = TCIExpansions([s.basis_functions_J for s in ordered], [s.pt_j for s in ordered],
                             list(range(len(ordered))))
-        _EXPANSIONS_CACHE[cache_key] = (tci.O_expansions.tsoe_II, tci.T_expansions.tsoe_II,
-                                        tci.P_expansions.tsoe_II, np.array(tci.phit_rcmax_I),
-                                        np.array(tci.pt_rcmax_I))
+        _remember(_EXPANSIONS_CACHE, cache_key, (tci.O_expansions.tsoe_II, tci.T_expansions.tsoe_II,
+                                                 tci.P_expansions.tsoe_II, np.array(tci.phit_rcmax_I),
+                                                 np.array(tci.pt_rcmax_I)))
     O, T, P, phit_rc, pt_rc = _EXPANSIONS_CACHE[cache_key]
     pos = {k: n for n, k in enumerate(cache_key)}
     order = {species[k]: pos[k] for k in species}
@@ -434,7 +506,7 @@ def reused_setups():
         species = list(setups.setups.values())
         key = (tuple(id(x) for x in species), tuple(species.index(x) for x in setups))
         if key not in _TCI_CACHE:
-            _TCI_CACHE[key] = (species, original_expansions.__func__(cls, setups))
+            _remember(_TCI_CACHE, key, (species, original_expansions.__func__(cls, setups)))
         return _TCI_CACHE[key][1]
 
     def create_setup(symbol, xc="LDA", lmax=0, type="paw", basis=None, setupdata=None, filter=None,
@@ -753,6 +825,13 @@ class GPAWEngine(Engine):
             timings["t_check"] = time.perf_counter() - t2
         except (EngineError, MemoryError):
             raise
+        except np.linalg.LinAlgError as exc:
+            if "positive definite" not in str(exc):
+                raise EngineError(f"GPAW failed on {atoms.get_chemical_formula()}: LinAlgError: {exc}") from exc
+            raise EngineInputError(
+                f"the overlap matrix S of {atoms.get_chemical_formula()} is not positive definite: its atomic "
+                f"orbitals are nearly linearly dependent at this geometry ({_shortest_contact(atoms)}); GPAW's "
+                f"Cholesky factorisation failed ({exc})") from None
         except Exception as exc:
             raise EngineError(f"GPAW failed on {atoms.get_chemical_formula()}: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -762,6 +841,10 @@ class GPAWEngine(Engine):
             "settings": self.settings(),
             "versions": self.versions(),
             "setups": run.setup_choice,
+            "setup_notes": setup_notes(run.setup_choice, c.setups, c.xc, c.basis),
+            "grid_points": list(run.gpts),
+            "grid_points_raised": (f"GPAW's grid for h = {c.h} Å has fewer than {MIN_GRID_POINTS} points along a "
+                                   f"cell vector; raised to {list(run.gpts)}") if run.grid_raised else None,
             "timings": timings,
             **extra,
             "scf_kpts": run.scf_kpts_info(),
@@ -865,6 +948,9 @@ class _GPAWRun:
         self.config = config
         symbols = atoms.get_chemical_symbols()
         self.setup_choice = choose_setups(symbols, config.setups, config.xc, config.basis)
+        self.gpts, self.grid_raised = grid_points(atoms.cell.array, config.h)
+        # GPAW's own h -> grid conversion wherever it works (bit-identical to earlier records)
+        self.grid = {"gpts": self.gpts} if self.grid_raised else {"h": config.h}
         self.bvk = None
         self.scf_dft = None
         self.dft = None
@@ -887,7 +973,7 @@ class _GPAWRun:
 
         c = self.config
         # setups and cutoffs from a Γ-only builder (cheap: no wave functions)
-        params = Parameters(**{k: v for k, v in self.common().items() if k != "txt"}, h=c.h, kpts=(1, 1, 1))
+        params = Parameters(**{k: v for k, v in self.common().items() if k != "txt"}, **self.grid, kpts=(1, 1, 1))
         builder = params.dft_component_builder(self.atoms)
         setups = builder.setups
         self.gpts = tuple(int(x) for x in builder.grid.size)
@@ -1023,10 +1109,11 @@ class _GPAWRun:
         else:  # Γ only, no symmetry analysis: nothing here depends on k-points or symmetry
             k = {"kpts": {"size": (1, 1, 1), "gamma": True}, "symmetry": "off"}
         self.setup_timings: dict[str, float] = {}
-        self.dft = initial_dft_state(self.atoms, kw | {"h": c.h} | k | extra,
+        self.dft = initial_dft_state(self.atoms, kw | self.grid | k | extra,
                                      wave_functions=kpts == "scf" or c.check_kpoints > 0,
                                      timings=self.setup_timings)
         self.setups = self.dft.setups
+        self.gpts = tuple(int(x) for x in self.dft.density.nt_sR.desc.size)  # as GPAW built it
         self.n_valence = float(self.dft.density.nvalence)
         self.ls = [[bf.get_angular_momentum_number() for bf in s.basis_functions_J] for s in self.setups]
         norb = np.array([sum(2 * l + 1 for l in x) for x in self.ls])

@@ -25,6 +25,9 @@ class ModelConfig(BaseModel):
     ``zero_init_output`` (the last linear layer of each readout starts at zero, so an untrained model
     predicts dH = 0, i.e. exactly H0, and training can only move away from the baseline where that
     helps; measured on the demo data: held-out gauge MAE 0.075 meV with it vs 0.132 meV without, H0 0.098).
+    ``statistics``: the output scale/shift tables, ``"species_pair"`` (one per species pair, distance class
+    and irreps channel; a few elements) or ``"factorized"`` (channel x species-pair factors; many
+    elements, a fallback for elements outside the model's basis: the universal model).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -56,6 +59,7 @@ class ModelConfig(BaseModel):
     input_scale: float = 1.0
     output_scale: float = 1.0
     zero_init_output: bool = True
+    statistics: Literal["species_pair", "factorized"] = "species_pair"
 
     @field_validator("hidden_irreps")
     @classmethod

@@ -24,7 +24,7 @@ from .attention import TransformerBlock
 from .config import ModelConfig
 from .contracts import IrrepsMismatchError, check_chain, check_declarations, expect_irreps, stage
 from .layers import GaussianBasis, IrrepsLinear, fan_in_init, mlp
-from .readout import BlockCodec, OutputStatistics, ProductReadout
+from .readout import BlockCodec, FactorizedOutputStatistics, OutputStatistics, ProductReadout
 from .tracegrad import TraceGrad
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,8 @@ class NextHAMModel(nn.Module):
         self.spinful = bool(spinful)
         self.layout = SlotLayout.from_basis(basis, self.spinful)
         self.codec = BlockCodec(self.layout)
-        self.statistics = OutputStatistics(self.layout, basis)
+        stats = FactorizedOutputStatistics if config.statistics == "factorized" else OutputStatistics
+        self.statistics = stats(self.layout, basis)
         self.sh_irreps = o3.Irreps.spherical_harmonics(config.sh_lmax)
         self.rbf = GaussianBasis(config.num_rbf, config.rbf_max)
         windows = config.distance_windows or [None]
@@ -316,6 +317,9 @@ class NextHAMModel(nn.Module):
         for rec in batch.records:
             self.layout.check_basis(rec.basis)
             for e in rec.basis.elements:
+                if e.symbol not in self.basis and self.config.statistics == "species_pair":
+                    raise ValueError(f"element {e.symbol} is outside the model's basis ({', '.join(self.basis.symbols)}); "
+                                     "only models with statistics='factorized' predict for unseen elements")
                 if e.symbol in self.basis and self.basis[e.symbol].ls != e.ls:
                     raise ValueError(f"element {e.symbol}: record basis {e.spec()} differs from the model's "
                                      f"{self.basis[e.symbol].spec()}")

@@ -57,6 +57,9 @@ class DataConfig(_Strict):
     limit: int | None = Field(None, ge=1, description="use only the first N structures (debugging)")
     cache_mb: float = Field(4096.0, ge=0, description="memory (MiB) for the built graphs of the records, each "
                             "decoded once per run; 0 rebuilds every step")
+    exclude_elements: list[str] = Field(default_factory=list, description="structures containing any of these "
+                                        "elements are left out of training and validation (zero-shot tests); "
+                                        "the model's basis still covers them")
 
 
 class ModelSection(_Strict):
@@ -66,6 +69,9 @@ class ModelSection(_Strict):
     statistics_init: bool = Field(True, description="fit the model's output scale and shift per species pair, "
                                   "shell pair and irreps channel on the training split before training "
                                   "(models with fit_output_statistics; docs/model.md)")
+    init_from: str | None = Field(None, description="fine-tune: start from this model's weights (a registered "
+                                  "name such as universal-v1, or a .pt file); its architecture, basis and "
+                                  "output statistics are kept (preset/overrides/statistics_init are then unused)")
 
     @field_validator("kind")
     @classmethod

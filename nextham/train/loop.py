@@ -81,6 +81,35 @@ def _make_collate(collate: Callable):
     return fn
 
 
+def source_commit() -> str | None:
+    """The git commit of the nextham source tree (with ``+dirty`` for local changes), or None."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "nextham"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def exclude_elements(source, split: dict, elements, log) -> dict:
+    """``split`` without the structures (train and val) that contain any of ``elements``; the test split
+    is kept whole (it is where a zero-shot model meets them)."""
+    from ase.data import atomic_numbers
+
+    bad = {atomic_numbers[e] for e in elements}
+    out = dict(split)
+    for name in ("train", "val"):
+        keep = [k for k in split[name] if not bad & set(int(z) for z in source[k].numbers)]
+        log(f"exclude_elements {','.join(elements)}: {name} {len(split[name])} -> {len(keep)} structures")
+        out[name] = keep
+    return out
+
+
 def engine_of(record) -> dict:
     """The engine name and settings that produced a record (for prediction with the same settings)."""
     md = record.metadata or {}
@@ -140,6 +169,8 @@ class Trainer:
         if self.cfg.data.limit:
             self.split = {k: v[: self.cfg.data.limit] for k, v in self.split.items()}
         self.basis, self.spinful = self.source.content()
+        if self.cfg.data.exclude_elements:
+            self.split = exclude_elements(self.source, self.split, self.cfg.data.exclude_elements, self.log)
         self.engine = engine_of(self.source[self.split["train"][0]]) if self.split["train"] else {}
 
     def _init_model(self) -> None:
@@ -147,12 +178,17 @@ class Trainer:
         the DDP wrapper."""
         torch.manual_seed(self.cfg.run.seed)
         m = self.cfg.model
-        self.model = build_model(m.kind, m.preset, m.overrides, self.basis, self.spinful, self.dtype).to(self.device)
+        self.init_from = None
+        if m.init_from:
+            self.model, self.init_from = self._pretrained(m.init_from)
+        else:
+            self.model = build_model(m.kind, m.preset, m.overrides, self.basis, self.spinful, self.dtype).to(self.device)
         self.build, self.collate = batch_functions(m.kind, self.cfg.data.cutoff, self.dtype,
                                                    getattr(self.model, "output_radius", None))
         # each record is read, decoded and turned into a graph once per run (training and validation)
         self.items = BuiltItems(self.source, self.build, self.cfg.data.cache_mb)
-        if m.statistics_init and hasattr(self.model, "fit_output_statistics") and self.split["train"]:
+        if m.statistics_init and not m.init_from and hasattr(self.model, "fit_output_statistics") \
+                and self.split["train"]:
             # from the training split only; a resumed run then loads the fitted buffers from its checkpoint
             t = time.perf_counter()
             info = self.model.fit_output_statistics(
@@ -173,6 +209,50 @@ class Trainer:
             unused = model_kind(m.kind).trace_head and not self.cfg.loss.trace.enabled
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                  find_unused_parameters=unused)
+
+    def _pretrained(self, name: str):
+        """``(model with the weights of model ``name``, its description)`` for fine-tuning; the dataset's
+        elements must have the model's bases (or fit its layout, for a factorized model)."""
+        from ..inference import load_trained_model
+        from ..models import resolve_model
+
+        trained = load_trained_model(resolve_model(name), device=self.device)
+        if trained.spinful != self.spinful:
+            raise CheckpointError(f"init_from {name}: the model is {'spinful' if trained.spinful else 'spinless'}, "
+                                  f"the dataset is not")
+        model = trained.model
+        for e in self.basis.elements:
+            if e.symbol in trained.basis and trained.basis[e.symbol].ls != e.ls:
+                raise CheckpointError(f"init_from {name}: element {e.symbol} has basis {e.spec()} in the dataset "
+                                      f"and {trained.basis[e.symbol].spec()} in the model")
+        layout = getattr(model, "layout", None)
+        if layout is not None:
+            layout.check_basis(self.basis)
+        self.basis = trained.basis  # checkpoints of the fine-tuned model keep the pretrained basis
+        # the checkpoints describe the pretrained architecture and its graph cutoff
+        pm, pd = trained.checkpoint["config"]["model"], trained.checkpoint["config"]["data"]
+        d = self.cfg.to_dict()
+        d["model"].update(kind=pm["kind"], preset=pm["preset"], overrides=dict(pm["overrides"]))
+        d["data"]["cutoff"] = pd["cutoff"]
+        self.cfg = TrainConfig.from_dict(d)
+        self.log(f"fine-tuning {name} ({trained.path}): its architecture, basis and output statistics")
+        model.to(self.dtype).train()
+        return model, {"model": name, "path": str(trained.path),
+                       "provenance": trained.checkpoint.get("provenance", {})}
+
+    def provenance(self) -> dict:
+        """Where the model comes from: the nextham source commit (when run from a git checkout), the
+        dataset's recipe (``generate --recipe``), the excluded elements and the fine-tuning start."""
+        manifest = {}
+        store = getattr(self.source, "_open", None)
+        if store is not None:
+            try:
+                manifest = store().manifest
+            except Exception:  # noqa: BLE001 - provenance never stops training
+                manifest = {}
+        return {"commit": source_commit(), "recipe": manifest.get("recipe"),
+                "dataset_command": (manifest.get("run") or {}).get("command"),
+                "exclude_elements": list(self.cfg.data.exclude_elements), "init_from": self.init_from}
 
     def _init_optimiser(self) -> None:
         """Adam, the per-process batches of the training split and the schedule's lengths (steps)."""
@@ -208,6 +288,7 @@ class Trainer:
         p = {"config": self.cfg.to_dict(), "basis": self.basis.to_json(), "spinful": self.spinful,
              "versions": versions(), "split": {k: list(v) for k, v in self.split.items()},
              "dataset": str(self.cfg.data.path), "engine": self.engine, "model": self.model.state_dict(),
+             "provenance": self.provenance(),
              "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                           "best_val": self.best_val, "finished": self.finished,
                           "train_seconds": self.train_seconds},

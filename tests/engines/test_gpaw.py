@@ -184,3 +184,28 @@ def test_atoms_outside_the_cell_keep_blocks_on_their_geometric_twins():
     np.testing.assert_allclose(rec.positions, moved.positions)
     err = geometric_twin_error(ref, rec)
     assert err["S"] < 1e-10 and err["H0"] < 1e-8, err
+
+
+def test_small_cells_get_enough_grid_points():
+    """One-atom fcc cells of light elements at h = 0.3 Å: GPAW's own choice (4 points along a lattice
+    plane distance of 1.6 Å) cannot build its interpolator; the engine raises it to 8 and says so."""
+    from ase.build import bulk
+
+    from nextham.engines.gpaw import MIN_GRID_POINTS, grid_points
+
+    small = bulk("H", "fcc", a=2.83)
+    n, raised = grid_points(small.cell.array, 0.3)
+    assert raised and min(n) == MIN_GRID_POINTS
+    n_si, raised_si = grid_points(bulk("Si").cell.array, 0.3)
+    assert not raised_si and min(n_si) >= MIN_GRID_POINTS
+
+
+def test_semicore_variant_skipped_where_its_basis_cannot_be_reduced():
+    """gpaw-data's Cr.14 dzp basis is in an old format that GPAW cannot reduce to szp(dzp) ("invalid
+    literal for int() with base 10: 'b'"): the semicore policy keeps Cr's default setup there."""
+    from nextham.engines.gpaw import setup_notes
+
+    assert choose_setups(["Cr", "Te"], basis="szp(dzp)") == {"Cr": "paw", "Te": "16"}
+    assert choose_setups(["Cr"], basis="dzp") == {"Cr": "14"}
+    notes = setup_notes({"Cr": "paw", "Te": "16"}, "semicore", "PBE", "szp(dzp)")
+    assert set(notes) == {"Cr"} and "Cr.14" in notes["Cr"]
