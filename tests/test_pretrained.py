@@ -96,3 +96,16 @@ def test_predict_without_model_uses_the_universal_model(tmp_path):
     res = CliRunner().invoke(app, ["predict", str(tmp_path / "La.cif"), "--out", str(tmp_path / "la.h5")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert [line for line in res.stderr.splitlines() if line.startswith("error:")][0].count("La") >= 1
+
+
+def test_info_prints_the_card_and_readme_quotes_it():
+    from nextham.analysis.model_card import format_card
+    from nextham.cli.main import app
+
+    card = model_card("universal-v1")
+    res = CliRunner().invoke(app, ["info", "--model", "universal-v1"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == format_card(card).strip()
+    hl = card["overall"]["headline"]
+    readme = (REPO / "README.md").read_text()
+    assert f"{hl['model_mae_meV']:.3f} meV against H0's {hl['h0_mae_meV']:.3f} meV (ratio {hl['ratio']:.2f})" in readme

@@ -285,11 +285,32 @@ def layout_fingerprint(numbers: np.ndarray, basis: Basis, edge_index: np.ndarray
 
 _LAYOUTS: "OrderedDict[str, RecordLayout]" = OrderedDict()
 _LAYOUT_CACHE_SIZE = 1024
+#: bytes of index arrays the shared layouts may hold (oldest dropped first). Layouts of the universal
+#: recipe hold ~45 MB each (every pair within the orbitals' reach, spinful, 16 orbitals per atom): a
+#: count limit of 1024 alone let a training process grow to 24 GB and be killed for memory
+_LAYOUT_CACHE_BYTES = 1 << 30
+
+
+def _array_bytes(obj, depth: int = 0) -> int:
+    """Bytes of the numpy arrays and torch tensors reachable from ``obj`` through dicts, sequences and
+    object attributes (three levels: a layout, its cache, the cached values)."""
+    if hasattr(obj, "nbytes") and hasattr(obj, "shape"):
+        return int(obj.nbytes)
+    if depth >= 3:
+        return 0
+    if isinstance(obj, dict):
+        return sum(_array_bytes(v, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_array_bytes(v, depth + 1) for v in obj)
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return sum(_array_bytes(v, depth + 1) for v in vars(obj).values())
+    return 0
 
 
 def layout_of(numbers: np.ndarray, basis: Basis, edge_index: np.ndarray, edge_R: np.ndarray,
               spinful: bool) -> RecordLayout:
-    """The shared :class:`RecordLayout` of these atoms, basis, edges and spin (LRU of 1024 layouts)."""
+    """The shared :class:`RecordLayout` of these atoms, basis, edges and spin (LRU of at most 1024
+    layouts and :data:`_LAYOUT_CACHE_BYTES` of their arrays, the most recent always kept)."""
     key = layout_fingerprint(numbers, basis, edge_index, edge_R, spinful)
     hit = _LAYOUTS.get(key)
     if hit is not None:
@@ -298,4 +319,8 @@ def layout_of(numbers: np.ndarray, basis: Basis, edge_index: np.ndarray, edge_R:
     layout = _LAYOUTS[key] = RecordLayout.build(numbers, basis, edge_index, edge_R, spinful)
     if len(_LAYOUTS) > _LAYOUT_CACHE_SIZE:
         _LAYOUTS.popitem(last=False)
+    total = sum(_array_bytes(v) for v in _LAYOUTS.values())  # values cached since they were added count too
+    while total > _LAYOUT_CACHE_BYTES and len(_LAYOUTS) > 1:
+        _, old = _LAYOUTS.popitem(last=False)
+        total -= _array_bytes(old)
     return layout

@@ -235,23 +235,35 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
-def nbytes(obj) -> int:
-    """Bytes held by the arrays/tensors of ``obj`` (dataclasses, dicts, lists and tuples walked)."""
+def nbytes(obj, _seen: set | None = None) -> int:
+    """Bytes held by the arrays/tensors of ``obj``: dataclasses, dicts, lists, tuples and the attributes
+    of plain objects (records with their cached layouts) are walked, each object once. Counting only
+    the dataclass fields missed the records' cached arrays: 85 items of the universal recipe counted
+    within a 4 GB budget held 6 GB, and 830 of them were killed for memory."""
     import dataclasses
 
     import torch
 
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
     if isinstance(obj, torch.Tensor):
         return obj.element_size() * obj.nelement()
     if isinstance(obj, np.ndarray):
-        return int(obj.nbytes)
+        return int(obj.nbytes) if obj.base is None or id(obj.base) not in seen else 0
+    if isinstance(obj, (str, bytes, int, float, complex, bool, type(None))):
+        return 0
     if isinstance(obj, dict):
-        return sum(nbytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(nbytes(v) for v in obj)
+        return sum(nbytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return sum(nbytes(v, seen) for v in obj)
+    total = 0
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return sum(nbytes(getattr(obj, f.name)) for f in dataclasses.fields(obj))
-    return 0
+        total += sum(nbytes(getattr(obj, f.name), seen) for f in dataclasses.fields(obj))
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        total += sum(nbytes(v, seen) for v in vars(obj).values())
+    return total
 
 
 class BuiltItems:
