@@ -157,6 +157,17 @@ DISTANCE_CLASSES_A = (2.5, 3.5, 4.5)
 6 Å, so one scale per species pair would give far pairs outputs many times their size."""
 
 
+def encoded_groups(statistics, codec: BlockCodec, pairs, n_species: int, device):
+    """For each ``(batch, dh)`` of ``pairs``: ``(group, x, structures)`` with ``x`` the padded irreps of
+    ``dh`` on the output edges (float64), ``group = (class * S + i) * S + j`` of every edge
+    (``statistics.pair_index``) and the batch's structure count."""
+    for batch, dh in pairs:
+        batch = batch.to(device)
+        x = codec.encode(batch, dh.to(device), batch.record_index.shape[1], torch.float64)
+        k, i, j = statistics.pair_index(batch)
+        yield (k * n_species + i) * n_species + j, x, batch.num_structures
+
+
 class OutputStatistics(nn.Module):
     """Statistics-based output scale and shift per (distance class, species i, species j) and per
     output irreps channel, as nequip/MACE scale and shift per-species energies.
@@ -236,12 +247,8 @@ class OutputStatistics(nn.Module):
         s1 = torch.zeros(C * S * S, dim, dtype=torch.float64, device=dev)
         s2 = torch.zeros(C * S * S, dim, dtype=torch.float64, device=dev)
         n_structures = 0
-        for batch, dh in pairs:
-            batch = batch.to(dev)
-            n_structures += batch.num_structures
-            x = codec.encode(batch, dh.to(dev), batch.record_index.shape[1], torch.float64)
-            k, i, j = self.pair_index(batch)
-            g = (k * S + i) * S + j
+        for g, x, m in encoded_groups(self, codec, pairs, S, dev):
+            n_structures += m
             n.index_add_(0, g, torch.ones_like(g, dtype=torch.float64))
             s1.index_add_(0, g, x)
             s2.index_add_(0, g, x * x)
@@ -325,12 +332,8 @@ class FactorizedOutputStatistics(nn.Module):
         s2 = torch.zeros(G, n_inst, dtype=torch.float64, device=dev)  # sum of x^2 over each instance
         nz = torch.zeros(G, n_inst, dtype=torch.float64, device=dev)  # edges where the instance is non-zero
         n_structures = 0
-        for batch, dh in pairs:
-            batch = batch.to(dev)
-            n_structures += batch.num_structures
-            x = codec.encode(batch, dh.to(dev), batch.record_index.shape[1], torch.float64)
-            k, i, j = self.pair_index(batch)
-            g = (k * S1 + i) * S1 + j
+        for g, x, m in encoded_groups(self, codec, pairs, S1, dev):
+            n_structures += m
             n.index_add_(0, g, torch.ones_like(g, dtype=torch.float64))
             sq = torch.zeros(len(x), n_inst, dtype=torch.float64, device=dev).index_add_(1, self.instance, x * x)
             s2.index_add_(0, g, sq)

@@ -8,18 +8,14 @@ from nextham.basis.orbitals import Basis
 from nextham.graph import build_graph, collate
 from nextham.nn import ModelConfig, NextHAMModel
 from nextham.testing import assert_model_equivariant
-from nextham.losses import overlap_like_h, packed_layout
-from nextham.losses.gauge import gauge_shift
 from nextham.testing.toy import random_record
+from nextham.train.loop import _with_aligned_target  # the target the trainer fits the statistics on
 
 CUTOFF = 4.2
 
 
-def _aligned_target(batch):
-    rec = batch.records[0]
-    s_h = overlap_like_h(packed_layout(rec), batch.overlap).to(batch.h0.dtype)
-    mu = gauge_shift(batch.h0 - batch.h_target, s_h, "lsq")
-    return batch.h_target + mu * s_h - batch.h0
+def aligned_target(batch):
+    return _with_aligned_target(batch)[1]
 
 
 def _model(basis, spinful):
@@ -33,7 +29,7 @@ def test_factorized_scale_is_the_rms_per_channel_and_pair(spinful):
     train = [random_record(300 + i, spinful=spinful, symbols=("Ga", "As", "As")) for i in range(4)]
     model = _model(train[0].basis, spinful)
     batches = [collate([build_graph(r, CUTOFF)]) for r in train]
-    targets = [_aligned_target(b) for b in batches]
+    targets = [aligned_target(b) for b in batches]
     info = model.fit_output_statistics(zip(batches, targets))
     st = model.statistics
     assert info["structures"] == 4 and info["max_abs_shift_eV"] == 0.0
@@ -55,7 +51,7 @@ def test_unseen_element_gets_the_fallback_and_stays_equivariant():
     fallback row, and the prediction is as equivariant as any other."""
     train = [random_record(310 + i, spinful=True, symbols=("Ga", "As")) for i in range(3)]
     model = _model(train[0].basis, True)
-    model.fit_output_statistics((b, _aligned_target(b)) for b in (collate([build_graph(r, CUTOFF)]) for r in train))
+    model.fit_output_statistics((b, aligned_target(b)) for b in (collate([build_graph(r, CUTOFF)]) for r in train))
     with torch.no_grad():  # the network must give non-zero dH for the check to mean something
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
