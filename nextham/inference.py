@@ -63,16 +63,19 @@ class TrainedModel:
         return self.checkpoint.get("engine", {}) or {}
 
 
-def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
+def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+                       dtype: torch.dtype | None = None) -> TrainedModel:
     """The model of a checkpoint (``last.pt``, ``best.pt``, an exported ``model.pt``) or of a registered
-    name (``universal-v1``: the weights shipped in the package), in eval mode."""
+    name (``universal-v1``: the weights shipped in the package), in eval mode; built in ``dtype``
+    (default: the training dtype; float64 for physics checks of a float32-trained model, whose
+    constants a later ``model.double()`` would leave in float32)."""
     from .models import resolve_model
 
     path = resolve_model(path)
     ckpt = load_checkpoint(path, map_location="cpu")
     cfg = ckpt["config"]
     m = cfg["model"]
-    dtype = DTYPES[cfg["run"]["dtype"]]
+    dtype = dtype or DTYPES[cfg["run"]["dtype"]]
     try:
         model = build_model(m["kind"], m["preset"], m["overrides"], Basis.from_json(ckpt["basis"]),
                             bool(ckpt["spinful"]), dtype)

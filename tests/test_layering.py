@@ -2,7 +2,7 @@
 
 The order, lowest first (packages on one line form one layer and may import each other)::
 
-    errors, typed_config, checkpoint < basis < structure < blocks < physics < tightbinding < io < engines < data < graph < nn < losses
+    errors, typed_config, checkpoint, pretrained (data files only) < basis < structure < blocks < physics < tightbinding < io < engines < data < graph < nn < losses
       < models < inference < analysis < train < workflows < cli
 
 ``nextham.testing`` (helpers for tests) may import anything; no production package imports it.
@@ -15,7 +15,7 @@ from pathlib import Path
 import nextham
 
 LAYERS = [
-    ["errors", "typed_config", "checkpoint"], ["basis"], ["structure"], ["blocks"], ["physics"], ["tightbinding"], ["io"], ["engines"], ["data"],
+    ["errors", "typed_config", "checkpoint", "pretrained"], ["basis"], ["structure"], ["blocks"], ["physics"], ["tightbinding"], ["io"], ["engines"], ["data"],
     ["graph"], ["nn"], ["losses"], ["models"], ["inference"], ["analysis"], ["train"],
     ["workflows"], ["cli"],
 ]

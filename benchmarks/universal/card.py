@@ -6,9 +6,9 @@
     # 2. the model, its element-embedding variant and its zero-shot retraining
     nextham train examples/train_universal.yaml data.path=data/universal-v1.lmdb
     nextham train examples/train_universal.yaml data.path=data/universal-v1.lmdb \
-        model.overrides.input=h0+element run.out_dir=runs/universal-v1-element
+        model.overrides.input=h0+element optim.max_minutes=20 run.out_dir=runs/universal-v1-element
     nextham train examples/train_universal.yaml data.path=data/universal-v1.lmdb \
-        data.exclude_elements=[Mg,Co,Pb] optim.max_minutes=25 run.out_dir=runs/universal-v1-zeroshot
+        data.exclude_elements=[Mg,Co,Pb] optim.max_minutes=30 run.out_dir=runs/universal-v1-zeroshot
     # 3. evaluate all three on the held-out set, time predict, write the card, ship the weights
     python benchmarks/universal/card.py --data data/universal-v1.lmdb --test data/universal-v1-test.lmdb \
         --run runs/universal-v1 --element-run runs/universal-v1-element --zero-shot-run runs/universal-v1-zeroshot \
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +38,8 @@ def _run_meta(run: Path) -> dict:
             "train_minutes": ck.get("metrics", {}).get("train_minutes"),
             "global_steps": ck.get("progress", {}).get("global_step"),
             "epochs": ck.get("progress", {}).get("epoch"), "threads": cfg["run"].get("num_threads"),
-            "exclude_elements": cfg["data"].get("exclude_elements", [])}
+            "exclude_elements": cfg["data"].get("exclude_elements", []),
+            "reciprocal_loss": cfg["loss"]["reciprocal"]["enabled"], "init_from": cfg["model"].get("init_from")}
 
 
 def main() -> None:
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--element-run", type=Path)
     ap.add_argument("--zero-shot-run", type=Path)
     ap.add_argument("--zero-shot-elements", default="")
+    ap.add_argument("--training-command", help="how --run was trained (default: the example config as it is)")
     ap.add_argument("--name", default="universal-v1")
     ap.add_argument("--out", type=Path, default=Path("runs/universal-v1-card"))
     ap.add_argument("--timing-structures", type=int, default=12)
@@ -71,6 +72,8 @@ def main() -> None:
     with DatasetStore(args.test, mode="r") as store:
         test_man = store.manifest
     main_meta = _run_meta(args.run)
+    if main_meta["init_from"]:  # a second stage: the first stage's budget beside it
+        main_meta["first_stage"] = _run_meta(Path(main_meta["init_from"]).parent)
     recipe = man.get("recipe") or {}
     meta = {
         "name": args.name,
@@ -81,7 +84,8 @@ def main() -> None:
                     "engine_seconds_one_core": gen_s, "command": (man.get("run") or {}).get("command"),
                     "description": f"{n_train_set} structures of recipe {recipe.get('name')} (seed {recipe.get('seed')}), "
                                    f"{size / 1e9:.2f} GB, {gen_s / 3600:.2f} core-hours of engine time"},
-        "training": {**main_meta, "command": f"nextham train examples/train_universal.yaml data.path={args.data}"},
+        "training": {**main_meta, "command": args.training_command
+                     or f"nextham train examples/train_universal.yaml data.path={args.data}"},
         "evaluation": {"command": "python benchmarks/universal/card.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, "", True)),
             "test_set": f"recipe {(test_man.get('recipe') or {}).get('name')} seed "
@@ -101,17 +105,12 @@ def main() -> None:
 
     print(format_card(card))
     if args.ship:
-        pre = REPO / "nextham" / "pretrained"
-        pre.mkdir(exist_ok=True)
-        ship_model(args.run / "model.pt", args.data, pre / f"{args.name}.pt", args.name, meta["training"]["command"])
-        shutil.copy(args.out / "card.json", pre / f"{args.name}.card.json")
-        from nextham.analysis.model_card import card_markdown
+        from nextham.workflows.universal import ship_card
 
-        doc = REPO / "docs" / "universal.md"
-        text = doc.read_text()
-        start, end = "<!-- card:start -->", "<!-- card:end -->"
-        head, rest = text.split(start, 1)
-        doc.write_text(head + start + "\n" + card_markdown(card) + "\n" + end + rest.split(end, 1)[1])
+        pre = REPO / "nextham" / "pretrained"
+        ship_model(args.run / "model.pt", args.data, pre / f"{args.name}.pt", args.name, meta["training"]["command"])
+        # a new card has no fine-tuning section: benchmarks/universal/finetune.py --ship measures it with these weights
+        ship_card(card, args.name, pre, REPO / "docs" / "universal.md")
         print(f"shipped {pre / (args.name + '.pt')} ({(pre / (args.name + '.pt')).stat().st_size / 1e6:.2f} MB)")
     print(json.dumps({"card": str(args.out / "card.json")}))
 

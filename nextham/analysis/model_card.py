@@ -123,7 +123,7 @@ def format_card(card: dict) -> str:
     o = card["overall"]
     hl = o["headline"]
     lines = [f"model card: {card.get('name', '?')}  ({card.get('summary', '')})",
-             f"  trained: {card.get('training', {}).get('command', '?')}",
+             f"  trained: {card.get('training', {}).get('command', '?')} ({_stages(card.get('training', {}))})",
              f"  data: {card.get('dataset', {}).get('description', '?')}",
              f"  evaluated: {card.get('evaluation', {}).get('command', '?')}",
              f"  held-out structures: {o['n_structures']} ({card.get('evaluation', {}).get('test_set', '')})",
@@ -148,7 +148,7 @@ def format_card(card: dict) -> str:
                      f"{_f(ee['model_mae_meV'])} | H0 {_f(ee['h0_mae_meV'])} | ratio {_f(ee['ratio'])}")
     if "zero_shot" in card:
         z = card["zero_shot"]
-        lines += ["", f"zero-shot: retrained without {', '.join(z['elements'])} ({z.get('training', '')})"]
+        lines += ["", f"zero-shot: retrained without {', '.join(z['elements'])} ({_stages(z.get('training', {}))})"]
         for e in z["elements"]:
             v, full = z["per_element"].get(e), z["same_structures_full_model"].get(e)
             if v:
@@ -158,6 +158,8 @@ def format_card(card: dict) -> str:
     if "timing" in card:
         t = card["timing"]
         lines += ["", f"time: {t.get('summary', '')}"]
+    if "fine_tuning" in card:
+        lines += ["", f"fine-tuning on the demo data: {fine_tuning_summary(card['fine_tuning'])}"]
     lines += ["", "per environment (structures | model | H0 | ratio | band MAE ±1 eV model/H0 | ghosts model/H0):"]
     for k, v in card["per_environment"].items():
         lines.append(_row(k, v, 16))
@@ -167,6 +169,16 @@ def format_card(card: dict) -> str:
     for e in sorted(per, key=lambda s: atomic_numbers[s]):
         lines.append(_row(e, per[e], 4))
     return "\n".join(lines)
+
+
+def fine_tuning_summary(ft: dict) -> str:
+    """One line: the held-out headline ratio to H0 of each run of a fine-tuning measurement
+    (``benchmarks/universal/finetune.py``: from scratch, fine-tuned, the pretrained model untouched)."""
+    parts = [f"{v['label']} {_f(v['model_mae_meV'])} meV (ratio {_f(v['ratio'])}"
+             + (f", {v['global_steps']} steps" if v.get("global_steps") else "") + ")"
+             for v in ft["runs"]]
+    return (f"{ft['n_test']} held-out structures of {ft['data']}, {ft['minutes']:g} minutes each, H0 "
+            f"{_f(ft['h0_mae_meV'])} meV: " + "; ".join(parts))
 
 
 def _row(label: str, v: dict, width: int) -> str:
@@ -184,8 +196,8 @@ def card_markdown(card: dict) -> str:
     t = card.get("training", {})
     lines = [f"Measured by `{card.get('evaluation', {}).get('command', '')}` on {card.get('machine', '')}.",
              "",
-             f"- Training: `{t.get('command', '')}`: preset `{t.get('preset')}`, {t.get('train_minutes') or 0:.1f} "
-             f"minutes, {t.get('global_steps')} steps ({t.get('epochs')} full epochs), {t.get('threads')} thread(s).",
+             f"- Training: `{t.get('command', '')}`: preset `{t.get('preset')}`, {_stages(t)}, {t.get('threads')} "
+             "thread(s).",
              f"- Data: {card.get('dataset', {}).get('description', '')}.",
              f"- Held-out: {o['n_structures']} structures ({card.get('evaluation', {}).get('test_set', '')}).",
              "",
@@ -209,8 +221,8 @@ def card_markdown(card: dict) -> str:
     if "element_embedding" in card:
         ee = card["element_embedding"]
         h = ee["overall"]["headline"]
-        lines += ["", f"Element embedding beside H0 (`model.overrides.input=h0+element`, same budget, "
-                  f"{ee.get('global_steps')} steps): headline {_f(h['model_mae_meV'])} meV against H0's "
+        lines += ["", f"Element embedding beside H0 (`model.overrides.input=h0+element`, "
+                  f"{ee.get('train_minutes') or 0:.1f} minutes, {ee.get('global_steps')} steps): headline {_f(h['model_mae_meV'])} meV against H0's "
                   f"{_f(h['h0_mae_meV'])} (ratio {_f(h['ratio'])}); the species-agnostic default: ratio {_f(hl['ratio'])}."]
     if "zero_shot" in card:
         z = card["zero_shot"]
@@ -227,6 +239,9 @@ def card_markdown(card: dict) -> str:
                              f"{_f(v['ratio'])} | {_f(full['ratio']) if full else '-'} |")
     if "timing" in card:
         lines += ["", f"Time: {card['timing']['summary']}."]
+    if "fine_tuning" in card:
+        ft = card["fine_tuning"]
+        lines += ["", f"Fine-tuning (`{ft.get('command', '')}`): {fine_tuning_summary(ft)}."]
     lines += ["", "Per environment (structures of the held-out set):", "",
               "| environment | structures | model (meV) | H0 (meV) | ratio | band MAE ±1 eV model / H0 (meV) | ghosts model / H0 |",
               "|---|---|---|---|---|---|---|"]
@@ -238,6 +253,16 @@ def card_markdown(card: dict) -> str:
     for e in sorted(per, key=lambda s: atomic_numbers[s]):
         lines.append(_md_row(e, per[e]))
     return "\n".join(lines)
+
+
+def _stages(t: dict) -> str:
+    """The training budget of a card's ``training`` entry (a second stage names its first)."""
+    def one(m: dict) -> str:
+        return (f"{m.get('train_minutes') or 0:.1f} minutes, {m.get('global_steps')} steps ({m.get('epochs')} full "
+                f"epochs, {'two-space' if m.get('reciprocal_loss', True) else 'real-space'} loss)")
+
+    first = t.get("first_stage")
+    return f"{one(first)}, then {one(t)}" if first else one(t)
 
 
 def _md_row(label: str, v: dict) -> str:

@@ -52,6 +52,21 @@ def ship_model(run_model: str | Path, dataset: str | Path, out: str | Path, name
     return save_checkpoint(out, ck)
 
 
+def ship_card(card: dict, name: str, package_dir: str | Path, doc: str | Path | None = None) -> Path:
+    """Write ``card`` as ``<package_dir>/<name>.card.json`` (what ``nextham info --model`` prints) and,
+    with ``doc``, its Markdown between the doc's ``<!-- card:start -->`` and ``<!-- card:end -->``."""
+    from ..analysis.model_card import card_markdown
+
+    path = Path(package_dir) / f"{name}.card.json"
+    path.write_text(json.dumps(card, indent=1, default=float))
+    if doc is not None:
+        doc = Path(doc)
+        start, end = "<!-- card:start -->", "<!-- card:end -->"
+        head, rest = doc.read_text().split(start, 1)
+        doc.write_text(head + start + "\n" + card_markdown(card) + "\n" + end + rest.split(end, 1)[1])
+    return path
+
+
 def describe_dataset(dataset: str | Path) -> Callable[[int], tuple[list[str], str]]:
     """``key -> (elements, environment)`` of a recipe dataset (environment from the structure name)."""
     from ase.data import chemical_symbols
