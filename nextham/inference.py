@@ -67,9 +67,8 @@ def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cp
                        dtype: torch.dtype | None = None) -> TrainedModel:
     """The model of a checkpoint (``last.pt``, ``best.pt``, an exported ``model.pt``) or of a registered
     name (``universal-v1``: the weights shipped in the package), in eval mode; built in ``dtype``
-    (default: the training dtype; float64 for physics checks of a float32-trained model, whose
-    constants a later ``model.double()`` would leave in float32)."""
-    from .models import resolve_model
+    (default: the training dtype; float64 for physics checks of a float32-trained model)."""
+    from .models import is_derived_constant, resolve_model
 
     path = resolve_model(path)
     ckpt = load_checkpoint(path, map_location="cpu")
@@ -81,8 +80,12 @@ def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cp
                             bool(ckpt["spinful"]), dtype)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    # a float64 load keeps the exact constants of its own build, not the checkpoint's float32 copies
+    exact = {k: v.clone() for k, v in model.state_dict().items() if is_derived_constant(k)} \
+        if dtype != torch.float32 else {}
     try:
         model.load_state_dict(ckpt["model"])
+        model.load_state_dict(exact, strict=False)
     except RuntimeError as exc:  # the weights do not fit the model its config describes
         raise CheckpointError(f"{path}: its weights do not fit the model its config describes (another model "
                               f"size or a damaged file): {str(exc).splitlines()[0][:160]}") from None

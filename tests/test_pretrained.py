@@ -45,11 +45,7 @@ def test_shipped_model_is_equivariant(trained):
     model = trained.model
     specs = {"Ga": "1s1p1d", "As": "1s1p1d"}
     rec = random_record(7, spinful=True, symbols=("Ga", "As", "As"), specs=specs)
-    # measured: 3-7e-8 relative in float64, not the 1e-10 of tests/nn/test_equivariance.py. A fresh tiny
-    # float64 model also shows ~5e-8 when torch's default dtype is float32 during the check (the nn tests
-    # set float64 and get ~3e-15); this model shows ~4e-8 under either default. Cause not yet found. A
-    # wrong rotation rule gives errors of order 1, so the check still fails on real breakage.
-    assert_model_equivariant(model, rec, rtol=1e-6)
+    assert_model_equivariant(model, rec)  # float64: the exact Wigner-3j of its own build, not the file's
 
 
 def test_shipped_model_predicts_an_element_it_never_saw(trained):

@@ -39,7 +39,7 @@ def _run_meta(run: Path) -> dict:
             "global_steps": ck.get("progress", {}).get("global_step"),
             "epochs": ck.get("progress", {}).get("epoch"), "threads": cfg["run"].get("num_threads"),
             "exclude_elements": cfg["data"].get("exclude_elements", []),
-            "reciprocal_loss": cfg["loss"]["reciprocal"]["enabled"], "init_from": cfg["model"].get("init_from")}
+            "reciprocal_loss": cfg["loss"]["reciprocal"]["enabled"]}
 
 
 def main() -> None:
@@ -50,7 +50,6 @@ def main() -> None:
     ap.add_argument("--element-run", type=Path)
     ap.add_argument("--zero-shot-run", type=Path)
     ap.add_argument("--zero-shot-elements", default="")
-    ap.add_argument("--training-command", help="how --run was trained (default: the example config as it is)")
     ap.add_argument("--name", default="universal-v1")
     ap.add_argument("--out", type=Path, default=Path("runs/universal-v1-card"))
     ap.add_argument("--timing-structures", type=int, default=12)
@@ -72,8 +71,6 @@ def main() -> None:
     with DatasetStore(args.test, mode="r") as store:
         test_man = store.manifest
     main_meta = _run_meta(args.run)
-    if main_meta["init_from"]:  # a second stage: the first stage's budget beside it
-        main_meta["first_stage"] = _run_meta(Path(main_meta["init_from"]).parent)
     recipe = man.get("recipe") or {}
     meta = {
         "name": args.name,
@@ -84,8 +81,7 @@ def main() -> None:
                     "engine_seconds_one_core": gen_s, "command": (man.get("run") or {}).get("command"),
                     "description": f"{n_train_set} structures of recipe {recipe.get('name')} (seed {recipe.get('seed')}), "
                                    f"{size / 1e9:.2f} GB, {gen_s / 3600:.2f} core-hours of engine time"},
-        "training": {**main_meta, "command": args.training_command
-                     or f"nextham train examples/train_universal.yaml data.path={args.data}"},
+        "training": {**main_meta, "command": f"nextham train examples/train_universal.yaml data.path={args.data}"},
         "evaluation": {"command": "python benchmarks/universal/card.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False, "", True)),
             "test_set": f"recipe {(test_man.get('recipe') or {}).get('name')} seed "

@@ -70,10 +70,12 @@ def main() -> None:
         path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if not (out / tag / "model.pt").exists():
             log = open(out / f"{tag}.log", "w")
-            procs[tag] = subprocess.Popen([sys.executable, "-m", "nextham.cli.main", "train", str(path)],
-                                          stdout=log, stderr=subprocess.STDOUT)
-    for tag, p in procs.items():
-        if p.wait() != 0:
+            procs[tag] = (subprocess.Popen([sys.executable, "-m", "nextham.cli.main", "train", str(path)],
+                                           stdout=log, stderr=subprocess.STDOUT), log)
+    for tag, (proc, log) in procs.items():
+        code = proc.wait()
+        log.close()
+        if code != 0:
             sys.exit(f"training {tag} failed: see {out / (tag + '.log')}")
 
     runs = []

@@ -256,13 +256,9 @@ def card_markdown(card: dict) -> str:
 
 
 def _stages(t: dict) -> str:
-    """The training budget of a card's ``training`` entry (a second stage names its first)."""
-    def one(m: dict) -> str:
-        return (f"{m.get('train_minutes') or 0:.1f} minutes, {m.get('global_steps')} steps ({m.get('epochs')} full "
-                f"epochs, {'two-space' if m.get('reciprocal_loss', True) else 'real-space'} loss)")
-
-    first = t.get("first_stage")
-    return f"{one(first)}, then {one(t)}" if first else one(t)
+    """The training budget of a card's ``training`` entry: minutes, steps, epochs and the objective."""
+    return (f"{t.get('train_minutes') or 0:.1f} minutes, {t.get('global_steps')} steps ({t.get('epochs')} full "
+            f"epochs, {'two-space' if t.get('reciprocal_loss', True) else 'real-space'} loss)")
 
 
 def _md_row(label: str, v: dict) -> str:
