@@ -85,10 +85,13 @@ def load_trained_model(path: str | os.PathLike, device: str | torch.device = "cp
         if dtype != torch.float32 else {}
     try:
         model.load_state_dict(ckpt["model"])
-        model.load_state_dict(exact, strict=False)
     except RuntimeError as exc:  # the weights do not fit the model its config describes
         raise CheckpointError(f"{path}: its weights do not fit the model its config describes (another model "
                               f"size or a damaged file): {str(exc).splitlines()[0][:160]}") from None
+    with torch.no_grad():  # in place: a second load_state_dict would run the modules' load hooks again
+        for name, buffer in model.named_buffers():
+            if name in exact:
+                buffer.copy_(exact[name])
     device = torch.device(device)
     model.to(device).eval()
     build, collate = batch_functions(m["kind"], cfg["data"]["cutoff"], dtype, getattr(model, "output_radius", None))

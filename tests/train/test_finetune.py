@@ -53,3 +53,22 @@ def test_exclude_elements_leaves_them_out_of_training_but_in_the_basis(tmp_path)
         assert all(15 not in recs[k].numbers for k in tr.split[name])
     assert "P" in tr.basis.symbols
     assert any("exclude_elements P" in m for m in logs)
+
+
+def test_a_trained_checkpoint_loads_with_its_fitted_statistics(tmp_path):
+    """``load_trained_model`` gives back the saved state (fitted output statistics included), in the
+    training dtype and in float64 (where only e3nn's Wigner-3j constants are the build's own)."""
+    from nextham.inference import load_trained_model
+    from nextham.models import is_derived_constant
+
+    recs = [random_record(700 + i, spinful=True, symbols=("Ga", "As")) for i in range(3)]
+    cfg = _cfg(tmp_path, "stats", **{"run.dtype": "float32", "model.overrides": "{}"})
+    Trainer(cfg, source=ListSource(recs, tmp_path / "stats.h5"), log=lambda m: None).fit()
+    saved = load_checkpoint(tmp_path / "stats" / "model.pt")["model"]
+    assert any("statistics" in k and not torch.all(v == 1) for k, v in saved.items() if v.is_floating_point())
+    for dtype in (None, torch.float64):
+        state = load_trained_model(tmp_path / "stats" / "model.pt", dtype=dtype).model.state_dict()
+        for k, v in saved.items():
+            if is_derived_constant(k) or not v.is_floating_point():
+                continue
+            assert torch.allclose(state[k].double(), v.double(), rtol=0, atol=1e-7), k
